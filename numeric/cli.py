@@ -1,0 +1,87 @@
+"""The ``gdflows`` command line.
+
+``gdflows derive`` prints every derivation of :mod:`derive` with its verification status, and
+exits 1 if a check fails. Bad input gives a one-line error and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class UsageError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _positive_float(name):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"{name}: expected a number, got {text!r}") from None
+        if not value > 0:
+            raise UsageError(f"{name}: must be > 0, got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gdflows", description="Theory of gradient-descent dynamics: derive, generate, simulate.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    d = sub.add_parser("derive", help="print and verify every derivation")
+    d.add_argument("--order", type=int, default=4, help="highest order of modified equations (default 4)")
+    d.add_argument("--latex", action="store_true", help="print formulas as LaTeX")
+    d.add_argument("--seed", type=int, default=0, help="seed of the random rational check points")
+    d.add_argument("--loss", help='instantiate on a loss, e.g. "(x*y-1)**2/2" (parsed safely)')
+    d.add_argument("--params", help="comma-separated parameter names (default: all symbols)")
+    d.add_argument("--lr", type=_positive_float("--lr"), help="learning rate for --loss (default: symbolic η)")
+    return parser
+
+
+def _cmd_derive(args) -> int:
+    from derive import parse_loss
+    from derive.errors import DeriveInputError
+    from derive.report import derivation_report, instantiate_report
+
+    if args.order < 1 or args.order > 6:
+        raise UsageError(f"--order: expected an integer in [1, 6], got {args.order}")
+    if args.loss is not None:
+        try:
+            params = args.params.split(",") if args.params else None
+            loss, params, _ = parse_loss(args.loss, params=params)
+        except DeriveInputError as err:
+            raise UsageError(str(err)) from None
+        from derive import eta
+        for line in instantiate_report(loss, params, args.lr if args.lr else eta, min(args.order, 3)):
+            print(line)
+        return 0
+    failed = 0
+    for section in derivation_report(args.order, args.latex, args.seed):
+        print(section.render(), flush=True)
+        failed += not section.passed
+    total = "all derivations verified" if not failed else f"{failed} section(s) FAILED verification"
+    print(f"\n{total}")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "derive":
+            return _cmd_derive(args)
+    except UsageError as err:
+        print(f"gdflows: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gdflows: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
