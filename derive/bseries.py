@@ -16,6 +16,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from . import _trees
+from .errors import DeriveInputError
 from ._trees import LEAF, Series, Tree
 
 __all__ = ["ButcherTableau", "METHODS", "as_method", "method_series", "modified_equation"]
@@ -38,12 +39,12 @@ class ButcherTableau:
     def __post_init__(self):
         s = len(self.b)
         if s == 0:
-            raise ValueError("method: a Butcher tableau needs at least one stage")
+            raise DeriveInputError("method: a Butcher tableau needs at least one stage")
         if len(self.a) != s or any(len(row) != s for row in self.a):
-            raise ValueError(f"method: stage matrix must be {s}x{s} to match {s} weights")
+            raise DeriveInputError(f"method: stage matrix must be {s}x{s} to match {s} weights")
         for i, row in enumerate(self.a):
             if any(row[j] != 0 for j in range(i, s)):
-                raise ValueError("method: only explicit methods (strictly lower-triangular a)")
+                raise DeriveInputError("method: only explicit methods (strictly lower-triangular a)")
 
     @classmethod
     def from_lists(cls, a, b, name="rk") -> "ButcherTableau":
@@ -52,7 +53,7 @@ class ButcherTableau:
             fa = tuple(tuple(Fraction(x) for x in row) for row in a)
             fb = tuple(Fraction(x) for x in b)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"method: tableau entries must be rational numbers ({err})") from None
+            raise DeriveInputError(f"method: tableau entries must be rational numbers ({err})") from None
         return cls(fa, fb, name)
 
 
@@ -77,7 +78,7 @@ def as_method(method) -> ButcherTableau:
         return method
     if isinstance(method, str) and method.lower() in METHODS:
         return METHODS[method.lower()]
-    raise ValueError(f"method: unknown value {method!r}; expected one of "
+    raise DeriveInputError(f"method: unknown value {method!r}; expected one of "
                      f"{sorted(METHODS)} or a ButcherTableau")
 
 
@@ -115,7 +116,7 @@ def modified_equation(method: ButcherTableau, max_size: int) -> tuple:
             if c != 0:
                 b[t] = c
     if b.get(LEAF) != 1:
-        raise ValueError(f"method: {method.name} is not consistent (Σ b_i must be 1)")
+        raise DeriveInputError(f"method: {method.name} is not consistent (Σ b_i must be 1)")
     return tuple(sorted(b.items(), key=lambda kv: _trees._key(kv[0])))
 
 

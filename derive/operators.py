@@ -33,8 +33,8 @@ class OperatorProgram:
                              "apply them to a vector first")
         self.loss_fn = loss_fn
         self.name = name
-        self.vector_inputs = tuple(sorted(a.name for a in sp.preorder_traversal(self.expr)
-                                          if isinstance(a, Vec)))
+        self.vector_inputs = tuple(sorted({a.name for a in sp.preorder_traversal(self.expr)
+                                          if isinstance(a, Vec)}))
         self.scalar_inputs = tuple(sorted(
             s.name for s in self.expr.free_symbols if not isinstance(s, Vec) and s != ETA))
 

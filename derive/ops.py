@@ -297,6 +297,8 @@ class OpStrPrinter(StrPrinter):
     def _print_Symbol(self, e):
         return {"eta": "η", "sigma2": "σ²"}.get(e.name, e.name)
 
+    _print_Dummy = _print_Symbol
+
 
 class OpLatexPrinter(LatexPrinter):
     """LaTeX for the vocabulary: ``H^{2} g``, ``D^{3}L[g, g]``, ``\\langle g, Hg \\rangle``."""

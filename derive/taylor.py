@@ -24,8 +24,8 @@ from .result import Check, Derivation, eta_series
 
 __all__ = ["TaylorGradient", "SharpnessGradient", "gradient_taylor", "sharpness_gradient", "S", "x"]
 
-x = sp.Symbol("x", real=True)
-S = sp.Symbol("S", real=True)
+x = sp.Dummy("x", real=True)   # a Dummy: never equal to a user's parameter named x
+S = sp.Dummy("S", real=True)
 u = Vec("u")
 
 # A smooth, non-polynomial loss in three variables, for checks that need transcendental terms.

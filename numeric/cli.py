@@ -51,14 +51,14 @@ def _cmd_derive(args) -> int:
     if args.order < 1 or args.order > 6:
         raise UsageError(f"--order: expected an integer in [1, 6], got {args.order}")
     if args.loss is not None:
+        from derive import eta
         try:
             params = args.params.split(",") if args.params else None
             loss, params, _ = parse_loss(args.loss, params=params)
+            lines = instantiate_report(loss, params, args.lr if args.lr else eta, min(args.order, 3))
         except DeriveInputError as err:
             raise UsageError(str(err)) from None
-        from derive import eta
-        for line in instantiate_report(loss, params, args.lr if args.lr else eta, min(args.order, 3)):
-            print(line)
+        print("\n".join(lines))
         return 0
     failed = 0
     for section in derivation_report(args.order, args.latex, args.seed):

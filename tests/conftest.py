@@ -1,0 +1,27 @@
+"""Shared test helpers: random rational points and the tolerances used across the suite."""
+import random
+
+import pytest
+import sympy as sp
+
+# Tolerances in one place (float64 oracles unless stated).
+TOL_F64 = 1e-10
+TOL_F32 = 2e-4
+
+
+def rational_point(seed, n, lo=-9, hi=9):
+    rng = random.Random(seed)
+    return [sp.Rational(rng.randint(lo, hi), rng.randint(1, 7)) for _ in range(n)]
+
+
+def is_zero_matrix(m):
+    return all(sp.expand(e) == 0 for e in m)
+
+
+@pytest.fixture
+def x64():
+    import jax
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", old)

@@ -1,0 +1,71 @@
+"""The `gdflows` command, the notebooks, and the import boundaries between layers."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def gdflows(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "numeric.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+
+
+def test_derive_prints_every_derivation_verified():
+    r = gdflows("derive")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = r.stdout
+    for needle in ("L_η = L + η·‖g‖²/4", "gradient field at order j (general L): 1: yes, 2: no, 3: no, 4: no",
+                   "∇S = T[u, u]", "σ² = -2*⟨g, T[u, u]⟩/‖T[u, u]‖²", "E[L] = L + σ²/η",
+                   "all derivations verified"):
+        assert needle in out
+    assert "FAIL" not in out
+
+
+def test_derive_on_a_user_loss():
+    r = gdflows("derive", "--loss", "(x*y-1)**2/2", "--lr", "0.1")
+    assert r.returncode == 0, r.stderr
+    assert "modified loss (order 1)" in r.stdout and "dx/dt" in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["derive", "--order", "0"], "--order"),
+    (["derive", "--loss", "__import__('os').system('echo pwned')"], "loss: function '__import__' is not allowed"),
+    (["derive", "--loss", "x.real"], "loss: attribute access"),
+    (["derive", "--loss", "x*y", "--params", "x"], "loss: unknown symbols ['y']"),
+    (["derive", "--loss", "x**2", "--lr", "-1"], "--lr: must be > 0"),
+    (["derive", "--loss", "x**2", "--lr", "abc"], "--lr: expected a number"),
+    (["derive", "--loss", "abs(x)*y"], "not smooth"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, needle):
+    r = gdflows(*args)
+    assert r.returncode == 2
+    assert "pwned" not in r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_derive_does_not_import_jax_and_numeric_does_not_import_sympy():
+    code = ("import sys, derive; assert 'jax' not in sys.modules, 'jax'; "
+            "import numeric; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-c", "import sys, numeric; assert 'sympy' not in sys.modules"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    for path in (ROOT / "derive").glob("*.py"):
+        assert "import numeric" not in path.read_text() and "from numeric" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("name", ["01_derivations"])
+def test_notebook_executes(name, tmp_path):
+    jupytext = pytest.importorskip("jupytext")
+    path = ROOT / "notebooks" / f"{name}.py"
+    nb = jupytext.read(path)
+    assert sum(c.cell_type == "markdown" for c in nb.cells) >= 3
+    r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]

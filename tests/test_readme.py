@@ -1,0 +1,18 @@
+"""The README's Quickstart is exactly two command lines, and CI runs the second verbatim."""
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def quickstart_lines():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quickstart\s+```bash\n(.*?)```", text, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_quickstart_has_two_commands_and_ci_runs_the_test_one():
+    main_job, tests = quickstart_lines()
+    assert "gdflows derive" in main_job and "pytest" in tests
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci

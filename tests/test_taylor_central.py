@@ -1,0 +1,104 @@
+"""Taylor expansion, ∇S = D³L[u,u], and central flows against independent oracles."""
+import numpy as np
+import pytest
+import sympy as sp
+
+import derive
+from derive import central_flow, central_flow_multi, gradient_taylor, sharpness_gradient
+from derive.errors import DeriveInputError
+
+from conftest import is_zero_matrix
+
+x, y, z, s = sp.symbols("x y z s", real=True)
+eta = derive.eta
+
+
+def test_taylor_on_a_concrete_loss_matches_sympy_series():
+    L = sp.exp(x * y) + sp.sin(x) * y**3
+    u = sp.Matrix([sp.Rational(2, 3), -1])
+    shifted = sp.Matrix([sp.diff(L, p) for p in (x, y)]).xreplace({x: x + s * u[0], y: y + s * u[1]})
+    series = shifted.applyfunc(lambda e: sp.series(e, s, 0, 3).removeO())
+    got = gradient_taylor(3).on(L, (x, y), u=u).xreplace({derive.taylor.x: s})
+    assert is_zero_matrix((got - series).applyfunc(sp.expand))
+
+
+def test_taylor_terms_and_printing():
+    t = gradient_taylor(4)
+    assert str(t) == "∇L(w + x u) = g + x·Hu + x²·T[u, u]/2 + x³·D⁴L[u, u, u]/6 + O(x⁴)"
+    assert all(c.passed for c in t.verify())
+
+
+def test_sharpness_gradient_against_float64_finite_differences():
+    """∇λ_max by central differences of numpy's eigvalsh, vs D³L[u, u] with numpy's eigenvector."""
+    L = x**4 / 4 + x**2 * y + sp.cos(y) * z**2 + y**2 * z + 2 * z**2
+    params = (x, y, z)
+    H = sp.lambdify(params, sp.hessian(L, params), "numpy")
+    w = np.array([0.7, -0.3, 1.1])
+    evals, evecs = np.linalg.eigh(H(*w))
+    u = evecs[:, -1]
+    formula = sharpness_gradient().on(L, params, u=sp.Matrix(u))
+    got = np.array([float(e.xreplace(dict(zip(params, w)))) for e in formula])
+    h = 1e-5
+    fd = np.array([(np.linalg.eigvalsh(H(*(w + h * e)))[-1] - np.linalg.eigvalsh(H(*(w - h * e)))[-1]) / (2 * h)
+                   for e in np.eye(3)])
+    assert np.allclose(got, fd, rtol=1e-6, atol=1e-8)
+    assert str(sharpness_gradient()) == "∇S = T[u, u]"
+    assert all(c.passed for c in sharpness_gradient().verify(seed=5))
+
+
+def normal_form():
+    zs = sp.Symbol("z_star", positive=True)
+    return sp.Rational(1, 2) * (1 + z) * x**2 + sp.Rational(1, 2) * (z - zs) ** 2, zs
+
+
+def test_sigma2_on_the_normal_form_model():
+    """REFERENCE.md: (±σ, z_e), z_e = 2/η − 1, σ² = 2(z* − z_e) is an exact GD 2-cycle."""
+    L, zs = normal_form()
+    cf = central_flow()
+    ze = 2 / eta - 1
+    sig2 = cf.sigma2.on(L, (x, z), consts=[zs], u=sp.Matrix([1, 0])).xreplace({x: 0, z: ze})
+    assert sp.simplify(sig2 - 2 * (zs - ze)) == 0
+    # predicted loss = GD's loss averaged over the 2-cycle (exactly, on this model)
+    pred = cf.predicted_loss.on(L, (x, z), consts=[zs]).xreplace({x: 0, z: ze})
+    pred = pred.xreplace({derive.central.sigma2: sig2})
+    cycle = L.xreplace({x: sp.sqrt(sig2), z: ze})
+    assert sp.simplify(pred - cycle) == 0
+    # the velocity at the centre vanishes: the central flow sits at (0, z_e)
+    vel = cf.on(L, (x, z), consts=[zs], u=sp.Matrix([1, 0])).xreplace({x: 0, z: ze})
+    assert is_zero_matrix(vel.applyfunc(sp.simplify))
+
+
+def test_central_flow_is_projected_gradient_flow_numerically():
+    rng = np.random.default_rng(0)
+    g, n = rng.normal(size=6), rng.normal(size=6)
+    sig2 = 2 * (-g @ n) / (n @ n)
+    vel = -0.1 * (g + sig2 / 2 * n)
+    P = np.eye(6) - np.outer(n, n) / (n @ n)
+    assert np.allclose(vel, -0.1 * P @ g) and abs(n @ vel) < 1e-12 and g @ vel <= 0
+    assert str(central_flow().sigma2) == "σ² = -2*⟨g, T[u, u]⟩/‖T[u, u]‖²"
+
+
+def test_central_flow_checks():
+    assert all(c.passed for c in central_flow().verify())
+    m = central_flow_multi(2)
+    assert all(c.passed for c in m.verify())
+    assert m.B.shape == (3, 3) and len(m.conditions) == 3
+
+
+def test_multi_reduces_to_single_when_second_direction_inactive():
+    m = central_flow_multi(2)
+    u1 = derive.Vec("u1")
+    sig2 = central_flow().sigma2.expr.xreplace({derive.Vec("u"): u1})
+    sig2 = sig2.xreplace({derive.Dot(derive.grad, derive.DL(derive.Vec("u"), derive.Vec("u"))):
+                          derive.Dot(derive.grad, derive.DL(u1, u1))})
+    Q = m.Q.xreplace({m.X[0, 0]: sig2, m.X[0, 1]: 0, m.X[1, 1]: 0})
+    assert sp.simplify(Q[0, 0]) == 0
+
+
+def test_bad_k_and_inputs():
+    with pytest.raises(ValueError, match="k: only k = 2"):
+        central_flow_multi(3)
+    with pytest.raises(DeriveInputError, match="vectors"):
+        central_flow().sigma2.on(x**2 * y**2, (x, y), w=sp.Matrix([1, 0]))
+    with pytest.raises(ValueError, match="u"):
+        central_flow().sigma2.on(x**2 * y**2, (x, y), u=sp.Matrix([1, 0, 0]))
