@@ -14,8 +14,14 @@ Code generation: :func:`build_function` (explicit SymPy → JAX kernels) and
 from .bseries import METHODS, ButcherTableau
 from .central import CentralFlow, CentralFlowMulti, central_flow, central_flow_multi
 from .errors import DeriveInputError, LossParseError, NotAGradientField
-from .modified import (GradientObstruction, ModifiedField, ModifiedLoss, gradient_orders,
-                       modified_loss, modified_vector_field)
+from .modified import (
+    GradientObstruction,
+    ModifiedField,
+    ModifiedLoss,
+    gradient_orders,
+    modified_loss,
+    modified_vector_field,
+)
 from .operators import OperatorProgram, compile_operator
 from .ops import DL, Dot, Form, Vec, eta, grad, loss, oplatex, opstr
 from .parsing import parse_loss
@@ -33,11 +39,40 @@ def __getattr__(name):  # code generation imports JAX lazily
 
 
 __all__ = [
-    "METHODS", "ButcherTableau", "CentralFlow", "CentralFlowMulti", "central_flow",
-    "central_flow_multi", "DeriveInputError", "LossParseError", "NotAGradientField",
-    "GradientObstruction", "ModifiedField", "ModifiedLoss", "gradient_orders", "modified_loss",
-    "modified_vector_field", "OperatorProgram", "compile_operator", "DL", "Dot", "Form", "Vec",
-    "eta", "grad", "loss", "oplatex", "opstr", "parse_loss", "Check", "Derivation",
-    "SharpnessGradient", "TaylorGradient", "gradient_taylor", "sharpness_gradient",
-    "build_function", "GeneratedFunction", "__version__",
+    "DL",
+    "METHODS",
+    "ButcherTableau",
+    "CentralFlow",
+    "CentralFlowMulti",
+    "Check",
+    "Derivation",
+    "DeriveInputError",
+    "Dot",
+    "Form",
+    "GeneratedFunction",
+    "GradientObstruction",
+    "LossParseError",
+    "ModifiedField",
+    "ModifiedLoss",
+    "NotAGradientField",
+    "OperatorProgram",
+    "SharpnessGradient",
+    "TaylorGradient",
+    "Vec",
+    "__version__",
+    "build_function",
+    "central_flow",
+    "central_flow_multi",
+    "compile_operator",
+    "eta",
+    "grad",
+    "gradient_orders",
+    "gradient_taylor",
+    "loss",
+    "modified_loss",
+    "modified_vector_field",
+    "oplatex",
+    "opstr",
+    "parse_loss",
+    "sharpness_gradient",
 ]

@@ -174,6 +174,7 @@ class JaxCodePrinter(JaxPrinter):
 # sum_i (a_i x + b_i y)(c_i x + d_i y) becomes a quadratic form in x, y.
 ONE = 0
 _SHORT_POLY, _MAX_EXPANSION = 4, 16
+MATMUL_TERMS = 8
 Ref = tuple  # (float, int)
 
 
@@ -276,15 +277,17 @@ class Dag:
     def _expand(self, c: float, i: int) -> list | None:
         """Product `c * node i` with its short-polynomial factors multiplied out."""
         node = self.nodes[i]
-        polys = [j for j, e in node[2] if e == 1 and self._is_short_poly(j)]
-        if not polys or math.prod(len(self.nodes[j][2]) + 1 for j in polys) > _MAX_EXPANSION:
+        polys = [(j, e) for j, e in node[2] if 0 < e <= 4 and self._is_short_poly(j)]
+        if not polys or math.prod((len(self.nodes[j][2]) + 1) ** e
+                                  for j, e in polys) > _MAX_EXPANSION:
             return None
-        rest = [((1.0, j), e) for j, e in node[2] if j not in polys]
+        rest = [((1.0, j), e) for j, e in node[2] if (j, e) not in polys]
         partial = [(c * node[1], [])]
-        for j in polys:
+        for j, e in polys:
             _, const, terms = self.nodes[j]
             choices = list(terms) + ([(ONE, const)] if const != 0.0 else [])
-            partial = [(pc * tc, mono + [tj]) for pc, mono in partial for tj, tc in choices]
+            for _ in range(e):
+                partial = [(pc * tc, mono + [tj]) for pc, mono in partial for tj, tc in choices]
         return [self.mul(pc, rest + [((1.0, m), 1) for m in mono]) for pc, mono in partial]
 
     def add(self, refs: list) -> Ref:
@@ -355,13 +358,51 @@ def _scaled(c: float, text: str, prec: int) -> tuple[str, int]:
 
 
 class Emitter:
-    """Prints a `Dag` as assignments; nodes used more than once become temporaries."""
+    """Prints a `Dag` as assignments; nodes used more than once become temporaries.
+
+    Long sums (>= `MATMUL_TERMS` terms) are batched: all sums over the same terms
+    become one product `jnp.stack(terms) @ K` with a constant matrix K, so XLA
+    sees a few matrix products instead of thousands of scalar operations.
+    """
 
     def __init__(self, dag: Dag, printer: JaxCodePrinter, names: dict, temp: Callable[[int], str]):
         self.dag, self.printer, self.names, self.temp = dag, printer, names, temp
         self.uses: dict[int, int] = {}
         self.done: dict[int, tuple[str, int]] = {}
         self.lines: list[str] = []
+        self.constants: list[tuple[str, list]] = []
+        self.block_of: dict[int, tuple] = {}
+        self.matrix_of: dict[tuple, str] = {}
+
+    def plan_blocks(self) -> None:
+        groups: dict[tuple, list[int]] = {}
+        for i in sorted(self.uses):
+            node = self.dag.nodes[i]
+            if node[0] == "add" and len(node[2]) >= MATMUL_TERMS:
+                groups.setdefault(tuple(j for j, _ in node[2]), []).append(i)
+        for terms, members in groups.items():
+            for m in members:
+                self.block_of[m] = (terms, tuple(members))
+
+    def _emit_block(self, terms: tuple, members: tuple) -> None:
+        self.expr(terms[0])  # may emit the block that computes `terms`
+        source = self.matrix_of.get(terms)
+        if source is None:
+            source = f"jnp.stack([{', '.join(self.expr(j)[0] for j in terms)}])"
+        nodes = [self.dag.nodes[m] for m in members]
+        matrix = [[dict(n[2])[j] for n in nodes] for j in terms]
+        kname = f"_K{len(self.constants)}"
+        self.constants.append((kname, matrix))
+        text = f"{source} @ jnp.asarray({kname}, dtype)"
+        if any(n[1] != 0.0 for n in nodes):
+            bname = f"_K{len(self.constants)}"
+            self.constants.append((bname, [n[1] for n in nodes]))
+            text += f" + jnp.asarray({bname}, dtype)"
+        name = self.temp(len(self.lines))
+        self.lines.append(f"{name} = {text}")
+        self.matrix_of[members] = name
+        for k, m in enumerate(members):
+            self.done[m] = (f"{name}[{k}]", _ATOM)
 
     def count(self, roots: list[int]) -> None:
         """Count, for every node, the outputs and distinct parents that use it."""
@@ -408,6 +449,9 @@ class Emitter:
     def expr(self, i: int) -> tuple[str, int]:
         """Source text and precedence for node i, emitting temporaries as needed."""
         if i in self.done:
+            return self.done[i]
+        if i in self.block_of:
+            self._emit_block(*self.block_of[i])
             return self.done[i]
         text, prec = self._print(i)
         if self.uses.get(i, 0) > 1 and self.dag.nodes[i][0] not in ("sym", "num"):
@@ -474,20 +518,24 @@ class Emitter:
         return spec[1](*[self._rebuild(s) for s in spec[2]])
 
 
-def emit(outputs: list[sp.Basic], names: dict, temp: Callable[[int], str]) -> tuple[list[str], list[str]]:
-    """Straight-line code for `outputs` (flat list of scalar SymPy expressions).
+def emit(outputs: list[sp.Basic], names: dict, temp: Callable[[int], str]
+         ) -> tuple[list[tuple[str, list]], list[str], list[str]]:
+    """Straight-line code for `outputs` (a flat list of scalar SymPy expressions).
 
     Args:
-        outputs: expressions; their free symbols must be keys of `names`.
+        outputs: expressions whose free symbols are keys of `names`.
         names: Symbol -> Python identifier.
-        temp: n -> name of the n-th temporary.
+        temp: n -> name of a temporary (must not clash with `names`).
 
     Returns:
-        (assignment lines, one source expression per output).
+        (constants, lines, texts): module-level constant arrays as (name, nested
+        list), assignment lines (they read a local `dtype`), and one source
+        expression per output.
     """
     dag = Dag()
     refs = [dag.ref(e) for e in outputs]
     emitter = Emitter(dag, JaxCodePrinter(symbol_names=names), names, temp)
     emitter.count([i for _, i in refs if i != ONE])
+    emitter.plan_blocks()
     texts = [emitter.ref(r) for r in refs]
-    return emitter.lines, texts
+    return emitter.constants, emitter.lines, texts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from itertools import combinations_with_replacement
 
 Tree = tuple
@@ -27,13 +27,13 @@ def _key(t: Tree):
     return (size(t), tuple(_key(c) for c in t))
 
 
-@lru_cache(maxsize=None)
+@cache
 def size(t: Tree) -> int:
     """Number of nodes |t|."""
     return 1 + sum(size(c) for c in t)
 
 
-@lru_cache(maxsize=None)
+@cache
 def trees_of_size(n: int) -> tuple[Tree, ...]:
     """All rooted trees with n nodes, in canonical order."""
     if n == 1:
@@ -44,7 +44,7 @@ def trees_of_size(n: int) -> tuple[Tree, ...]:
     return tuple(sorted(out, key=_key))
 
 
-@lru_cache(maxsize=None)
+@cache
 def forests_of_size(n: int) -> tuple[tuple[Tree, ...], ...]:
     """All multisets of trees with n nodes in total (each a sorted tuple)."""
     if n == 0:

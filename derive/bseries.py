@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 from . import _trees
-from .errors import DeriveInputError
 from ._trees import LEAF, Series, Tree
+from .errors import DeriveInputError
 
-__all__ = ["ButcherTableau", "METHODS", "as_method", "method_series", "modified_equation"]
+__all__ = ["METHODS", "ButcherTableau", "as_method", "method_series", "modified_equation"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ButcherTableau:
                 raise DeriveInputError("method: only explicit methods (strictly lower-triangular a)")
 
     @classmethod
-    def from_lists(cls, a, b, name="rk") -> "ButcherTableau":
+    def from_lists(cls, a, b, name="rk") -> ButcherTableau:
         """Build from nested lists of ints/Fractions/strings like ``"1/2"``."""
         try:
             fa = tuple(tuple(Fraction(x) for x in row) for row in a)
@@ -82,7 +82,7 @@ def as_method(method) -> ButcherTableau:
                      f"{sorted(METHODS)} or a ButcherTableau")
 
 
-@lru_cache(maxsize=None)
+@cache
 def method_series(method: ButcherTableau, max_size: int) -> tuple:
     """Coefficients a(t) of the method's step y₁ - y = Σ h^{|t|} a(t) F(t), |t| ≤ max_size."""
     stages: list[Series] = []
@@ -101,7 +101,7 @@ def method_series(method: ButcherTableau, max_size: int) -> tuple:
     return tuple(sorted(((t, c) for t, c in step.items() if c != 0), key=lambda kv: _trees._key(kv[0])))
 
 
-@lru_cache(maxsize=None)
+@cache
 def modified_equation(method: ButcherTableau, max_size: int) -> tuple:
     """Coefficients b(t), |t| ≤ max_size, of the modified field Σ h^{|t|-1} b(t) F(t).
 

@@ -12,8 +12,13 @@ import sympy as sp
 
 from .ops import DL, Dot, Form, Vec, directional, split_vector_terms
 
-__all__ = ["jacobian_apply", "jacobian_transpose_apply", "gradient", "antisymmetric_apply",
-           "drop_third_and_higher"]
+__all__ = [
+    "antisymmetric_apply",
+    "drop_third_and_higher",
+    "gradient",
+    "jacobian_apply",
+    "jacobian_transpose_apply",
+]
 
 
 def jacobian_apply(vec_expr, v):

@@ -24,8 +24,8 @@ import random
 
 import sympy as sp
 
-from .instantiate import Instantiator
-from .ops import DL, Dot, Form, Vec, directional, eta as ETA, inner, opstr
+from .ops import DL, Dot, Form, Vec, directional, inner, opstr
+from .ops import eta as ETA
 from .result import Check, Derivation
 from .taylor import S
 

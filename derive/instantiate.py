@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ops import DL, DM, Dot, Form, Vec, eta as ETA
+from .ops import DL, DM, Dot, Form, Vec
+from .ops import eta as ETA
 
 __all__ = ["Instantiator", "instantiate"]
 

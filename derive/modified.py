@@ -39,11 +39,19 @@ from .bseries import ButcherTableau, as_method, modified_equation
 from .calculus import antisymmetric_apply, drop_third_and_higher, gradient
 from .errors import NotAGradientField
 from .instantiate import Instantiator
-from .ops import DL, Form, Vec, eta as ETA, opstr
+from .ops import DL, Form, Vec, opstr
+from .ops import eta as ETA
 from .result import Check, Derivation, eta_series
 
-__all__ = ["ModifiedField", "ModifiedLoss", "GradientObstruction", "modified_vector_field",
-           "modified_loss", "gradient_orders", "elementary_differential"]
+__all__ = [
+    "GradientObstruction",
+    "ModifiedField",
+    "ModifiedLoss",
+    "elementary_differential",
+    "gradient_orders",
+    "modified_loss",
+    "modified_vector_field",
+]
 
 ASSUMPTIONS = ("general", "quadratic")
 

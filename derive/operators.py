@@ -7,11 +7,12 @@ tracing, so a formula that uses T[g, g] twice computes it once. The program comp
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 
-from .ops import DL, DM, Dot, Form, Vec, eta as ETA
+from .ops import DL, DM, Dot, Form, Vec
+from .ops import eta as ETA
 
 __all__ = ["OperatorProgram", "compile_operator"]
 

@@ -26,8 +26,19 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 __all__ = [
-    "DL", "DM", "Form", "Dot", "Vec", "grad", "loss", "eta",
-    "is_vector", "split_vector_terms", "inner", "directional", "vector_atoms",
+    "DL",
+    "DM",
+    "Dot",
+    "Form",
+    "Vec",
+    "directional",
+    "eta",
+    "grad",
+    "inner",
+    "is_vector",
+    "loss",
+    "split_vector_terms",
+    "vector_atoms",
 ]
 
 eta = Symbol("eta", positive=True)

@@ -61,8 +61,9 @@ def _modified_losses(max_order):
     yield modified_loss(1)
     general = gradient_orders(max_order)
     quad = gradient_orders(max_order, assume="quadratic")
-    yield "gradient field at order j (general L): " + ", ".join(f"{j}: {'yes' if v else 'no'}" for j, v in general.items())
-    yield "gradient field at order j (quadratic L): " + ", ".join(f"{j}: {'yes' if v else 'no'}" for j, v in quad.items())
+    for label, table in (("general L", general), ("quadratic L", quad)):
+        yield f"gradient field at order j ({label}): " + ", ".join(
+            f"{j}: {'yes' if v else 'no'}" for j, v in table.items())
     try:
         modified_loss(2)
         yield "modified_loss(2) unexpectedly exists"
@@ -84,7 +85,8 @@ def _one_d_quadratic():
 def derivation_report(max_order: int = 4, latex: bool = False, seed: int = 0) -> list[Section]:
     """Build every derivation, print-ready, with its checks run."""
     return [
-        _section(f"Modified vector fields of GD, orders 1..{max_order}", lambda: _modified_fields(max_order), latex, seed),
+        _section(f"Modified vector fields of GD, orders 1..{max_order}",
+                 lambda: _modified_fields(max_order), latex, seed),
         _section("Modified fields of explicit midpoint and Heun", _other_methods, latex, seed),
         _section("Modified losses and where they exist", lambda: _modified_losses(max_order), latex, seed),
         _section("Quadratic example", _one_d_quadratic, latex, seed),

@@ -2,14 +2,15 @@
 and verifies itself."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sympy as sp
 
 from . import _validate
 from .instantiate import Instantiator
-from .ops import Vec, eta as ETA, oplatex, opstr
+from .ops import Vec, oplatex, opstr
+from .ops import eta as ETA
 
 __all__ = ["Check", "Derivation", "eta_series"]
 

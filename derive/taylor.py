@@ -19,10 +19,10 @@ import sympy as sp
 
 from . import _validate
 from .instantiate import Instantiator
-from .ops import DL, Dot, Form, Vec, directional, oplatex, opstr
+from .ops import DL, Dot, Form, Vec, directional, oplatex
 from .result import Check, Derivation, eta_series
 
-__all__ = ["TaylorGradient", "SharpnessGradient", "gradient_taylor", "sharpness_gradient", "S", "x"]
+__all__ = ["S", "SharpnessGradient", "TaylorGradient", "gradient_taylor", "sharpness_gradient", "x"]
 
 x = sp.Dummy("x", real=True)   # a Dummy: never equal to a user's parameter named x
 S = sp.Dummy("S", real=True)
@@ -163,7 +163,7 @@ def _check_3d_high_precision(expr, seed):
             evals, evecs = mpmath.eigsy(mpmath.matrix(H_fn(*w)))
             i = max(range(len(params)), key=lambda k: evals[k])
             return evals[i], evecs[:, i]
-        lam, vec = top(*pt)
+        _, vec = top(*pt)
         grad_num = [mpmath.diff(lambda t, k=k: top(*[pt[j] + (t if j == k else 0) for j in range(len(pt))])[0], 0)
                     for k in range(len(pt))]
         uvec = sp.Matrix([sp.Float(vec[i], 50) for i in range(len(params))])

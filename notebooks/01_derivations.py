@@ -21,8 +21,16 @@
 import sympy as sp
 
 import derive
-from derive import (NotAGradientField, central_flow, central_flow_multi, gradient_orders,
-                    gradient_taylor, modified_loss, modified_vector_field, sharpness_gradient)
+from derive import (
+    NotAGradientField,
+    central_flow,
+    central_flow_multi,
+    gradient_orders,
+    gradient_taylor,
+    modified_loss,
+    modified_vector_field,
+    sharpness_gradient,
+)
 
 eta = derive.eta
 

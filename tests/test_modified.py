@@ -1,13 +1,12 @@
 """Modified losses: literal references, where they exist, and bad input."""
 import pytest
 import sympy as sp
+from conftest import is_zero_matrix, rational_point
 
 import derive
 from derive import NotAGradientField, gradient_orders, modified_loss, modified_vector_field
 from derive.errors import DeriveInputError
 from derive.modified import GradientObstruction
-
-from conftest import is_zero_matrix, rational_point
 
 x, y, z, lam, theta = sp.symbols("x y z lambda theta", real=True)
 eta = derive.eta

@@ -30,10 +30,8 @@ def small_mlp(dtype=jnp.float64, n_in=3, width=4, n_out=2, n=7, seed=0):
 def dense_oracle(loss, params):
     """Flat g, H and T = D³L via nested jacfwd: obviously correct, O(n³)."""
     flat, unravel = jax.flatten_util.ravel_pytree(params)
-    f = lambda w: loss(unravel(w))  # noqa: E731
-    g = jax.grad(f)(flat)
-    H = jax.hessian(f)(flat)
-    T = jax.jacfwd(jax.hessian(f))(flat)
+    f = lambda w: loss(unravel(w))
+    g, H, T = jax.jit(lambda w: (jax.grad(f)(w), jax.hessian(f)(w), jax.jacfwd(jax.hessian(f))(w)))(flat)
     return flat, unravel, g, H, T
 
 
@@ -70,7 +68,7 @@ def test_compiled_equals_generated_sympy_instantiation(x64):
     L = sp.exp(x * y) / 3 + (x**2 - 1) ** 2 / 4 + sp.sin(y) * x
     field = modified_vector_field(3)
     sym = sp.lambdify((x, y), field.on(L, (x, y), eta=sp.Rational(1, 10)), "numpy")
-    jl = lambda p: jnp.exp(p[0] * p[1]) / 3 + (p[0] ** 2 - 1) ** 2 / 4 + jnp.sin(p[1]) * p[0]  # noqa: E731
+    jl = lambda p: jnp.exp(p[0] * p[1]) / 3 + (p[0] ** 2 - 1) ** 2 / 4 + jnp.sin(p[1]) * p[0]
     prog = jax.jit(lambda w: field.compile(jl)(w, eta=0.1))
     for w in ([0.3, -0.7], [1.2, 0.4]):
         np.testing.assert_allclose(prog(jnp.array(w)), np.ravel(sym(*w)), rtol=1e-11)
@@ -95,9 +93,9 @@ def test_million_parameter_network_runs_and_agrees_with_finite_differences(x64):
     prog = jax.jit(lambda p: compile_operator(tgg, loss)(p))
     got = jax.flatten_util.ravel_pytree(prog(params))[0]
     flat, unravel = jax.flatten_util.ravel_pytree(params)
-    f = lambda w: loss(unravel(w))  # noqa: E731
+    f = lambda w: loss(unravel(w))
     g = jax.grad(f)(flat)
-    hvp = lambda w: jax.jvp(jax.grad(f), (w,), (g,))[1]  # noqa: E731
+    hvp = lambda w: jax.jvp(jax.grad(f), (w,), (g,))[1]
     eps = 1e-4 / float(jnp.linalg.norm(g))
     fd = (hvp(flat + eps * g) - hvp(flat - eps * g)) / (2 * eps)
     assert float(jnp.linalg.norm(got - fd) / jnp.linalg.norm(fd)) < 1e-6

@@ -7,7 +7,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def quickstart_lines():
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"## Quickstart\s+```bash\n(.*?)```", text, re.S).group(1)
+    block = re.search(r"## Quickstart\s+```bash\n(.*?)```", text, re.DOTALL).group(1)
     return [line for line in block.splitlines() if line.strip()]
 
 

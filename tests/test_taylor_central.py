@@ -2,12 +2,11 @@
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import is_zero_matrix
 
 import derive
 from derive import central_flow, central_flow_multi, gradient_taylor, sharpness_gradient
 from derive.errors import DeriveInputError
-
-from conftest import is_zero_matrix
 
 x, y, z, s = sp.symbols("x y z s", real=True)
 eta = derive.eta
