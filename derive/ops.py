@@ -52,49 +52,33 @@ class Vec(Symbol):
     """A named input vector, held constant unless a derivation says otherwise."""
 
 
-class DL(Function):
+class _SymmetricAtom(Function):
+    """A multilinear atom symmetric in its arguments: canonical order, zero if any argument is."""
+
+    is_commutative = True
+
+    @classmethod
+    def eval(cls, *args):
+        if any(a == 0 for a in args):
+            return sp.Integer(0)
+        s = _sorted_args(args)
+        if s != args:
+            return cls(*s)
+        return None
+
+
+class DL(_SymmetricAtom):
     """D^{m+1}L[a1, ..., am] as a vector; ``DL()`` is the gradient g."""
 
-    is_commutative = True
 
-    @classmethod
-    def eval(cls, *args):
-        if any(a == 0 for a in args):
-            return sp.Integer(0)
-        s = _sorted_args(args)
-        if s != args:
-            return cls(*s)
-        return None
-
-
-class Form(Function):
+class Form(_SymmetricAtom):
     """D^m L[a1, ..., am] as a scalar; ``Form()`` is the loss L."""
 
-    is_commutative = True
 
-    @classmethod
-    def eval(cls, *args):
-        if any(a == 0 for a in args):
-            return sp.Integer(0)
-        s = _sorted_args(args)
-        if s != args:
-            return cls(*s)
-        return None
-
-
-class DM(Function):
+class DM(_SymmetricAtom):
     """The symmetric matrix D^{r+2}L[a1, ..., ar, ·, ·]; ``DM()`` is the Hessian H."""
 
     is_commutative = False
-
-    @classmethod
-    def eval(cls, *args):
-        if any(a == 0 for a in args):
-            return sp.Integer(0)
-        s = _sorted_args(args)
-        if s != args:
-            return cls(*s)
-        return None
 
 
 class Dot(Function):
