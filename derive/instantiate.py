@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ops import DL, DM, Dot, Form, Vec
+from .ops import DL, Dot, Form, Vec
 from .ops import eta as ETA
 
 __all__ = ["Instantiator", "instantiate"]
@@ -78,14 +78,6 @@ class Instantiator:
                 self._memo[key] = (v.T * self.value(args[-1]))[0, 0]
         return self._memo[key]
 
-    def derivative_matrix(self, args):
-        key = ("DM", args)
-        if key not in self._memo:
-            dirs = [self.value(a) for a in args]
-            scalar, subs = self._contract(self.loss, dirs)
-            self._memo[key] = sp.hessian(scalar, self.params).xreplace(subs)
-        return self._memo[key]
-
     # ---- evaluation
     def vector(self, expr):
         """Evaluate a vector formula; the formula 0 gives the zero column."""
@@ -97,7 +89,7 @@ class Instantiator:
         raise ValueError(f"expr: expected a vector formula, got the scalar {expr}")
 
     def value(self, expr):
-        """Evaluate an operator expression: a column Matrix, a square Matrix or a scalar."""
+        """Evaluate an operator expression: a column Matrix (vectors) or a scalar."""
         expr = sp.sympify(expr)
         if isinstance(expr, Vec):
             return self.vector_input(expr)
@@ -105,8 +97,6 @@ class Instantiator:
             return self.derivative_vector(expr.args)
         if isinstance(expr, Form):
             return self.derivative_form(expr.args)
-        if isinstance(expr, DM):
-            return self.derivative_matrix(expr.args)
         if isinstance(expr, Dot):
             a, b = (self.value(x) for x in expr.args)
             return (a.T * b)[0, 0]
@@ -120,14 +110,11 @@ class Instantiator:
             return total
         if isinstance(expr, sp.Mul):
             out = sp.Integer(1)
-            for f in expr.args:  # non-commutative factors keep their order
+            for f in expr.args:
                 out = out * self.value(f)
             return out
         if isinstance(expr, sp.Pow):
-            base = self.value(expr.args[0])
-            if isinstance(base, sp.MatrixBase):
-                return base ** int(expr.args[1])
-            return base ** self.value(expr.args[1])
+            return self.value(expr.args[0]) ** self.value(expr.args[1])
         if expr.is_Atom:
             return expr
         if isinstance(expr, sp.Function):

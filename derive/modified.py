@@ -14,7 +14,9 @@ free-tree class, c_τ is proportional to the number of nodes whose rooting gives
     order 1: yes  (f₁ = −½Hg = −∇(¼‖g‖²), so L_η = L + (η/4)‖∇L‖²)
     order 2: no   (½(J − Jᵀ)v = (1/12)(T[g, Hv] − H T[g, v]), non-zero for a generic loss)
     order 3: no,  order 4: no   (same test; see ``gradient_orders``)
-    quadratic L (D³L = 0): every order is a gradient, L_η = −½ gᵀ[(1/η) log(I − ηH) H⁻¹] g …
+    quadratic L (D³L = 0): every order is a gradient,
+                L_η = L + Σ_j η^j gᵀH^{j−1}g / (2(j+1)) = L + η‖g‖²/4 + η²gᵀHg/6 + η³gᵀH²g/8 + …
+                (the field is the series of (1/η) log(I − ηH) applied to w − w*)
     1-D and separable losses: every order (every 1-D field is a gradient).
 
 Evidence: the tree criterion above, the operator identity −∇L_η = f̃ checked exactly, and for

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from .ops import DL, DM, Dot, Form, Vec
+from .ops import DL, Dot, Form, Vec
 from .ops import eta as ETA
 
 __all__ = ["OperatorProgram", "compile_operator"]
@@ -29,9 +29,6 @@ class OperatorProgram:
         if not callable(loss_fn):
             raise TypeError(f"loss_fn: expected a callable params -> scalar, got {type(loss_fn).__name__}")
         self.expr = sp.sympify(expr)
-        if any(isinstance(a, DM) for a in sp.preorder_traversal(self.expr)):
-            raise ValueError("expr: matrix-valued terms (DM) have no matrix-free program; "
-                             "apply them to a vector first")
         self.loss_fn = loss_fn
         self.name = name
         self.vector_inputs = tuple(sorted({a.name for a in sp.preorder_traversal(self.expr)

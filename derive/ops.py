@@ -11,7 +11,6 @@ Vocabulary (glossary shared with ``numeric``):
     DL(a1, ..., am)          D^{m+1}L[a1, ..., am], a vector
     Form()                   the loss L (a scalar)
     Form(a1, ..., am)        D^m L[a1, ..., am], a scalar
-    DM(a1, ..., ar)          the symmetric matrix D^{r+2}L[a1, ..., ar, ·, ·] (non-commutative)
     Dot(a, b)                ⟨a, b⟩
     Vec("u")                 a named input vector (e.g. an eigenvector)
 
@@ -27,7 +26,6 @@ from sympy.printing.str import StrPrinter
 
 __all__ = [
     "DL",
-    "DM",
     "Dot",
     "Form",
     "Vec",
@@ -73,12 +71,6 @@ class DL(_SymmetricAtom):
 
 class Form(_SymmetricAtom):
     """D^m L[a1, ..., am] as a scalar; ``Form()`` is the loss L."""
-
-
-class DM(_SymmetricAtom):
-    """The symmetric matrix D^{r+2}L[a1, ..., ar, ·, ·]; ``DM()`` is the Hessian H."""
-
-    is_commutative = False
 
 
 class Dot(Function):
@@ -272,14 +264,6 @@ class OpStrPrinter(StrPrinter):
             return f"⟨{self._vec(a[0])}, H {self._vec(a[1])}⟩"
         return f"D{str(len(a)).translate(_SUP)}L[{', '.join(self._vec(x) for x in a)}]"
 
-    def _print_DM(self, e):
-        a = e.args
-        if not a:
-            return "H"
-        if len(a) == 1:
-            return f"T[{self._vec(a[0])}]"
-        return f"D{str(len(a) + 2).translate(_SUP)}L[{', '.join(self._vec(x) for x in a)}]"
-
     def _print_Dot(self, e):
         a, b = e.args
         if a == b:
@@ -329,12 +313,6 @@ class OpLatexPrinter(LatexPrinter):
         if len(a) == 1:
             return rf"\nabla L^{{\top}} {self._vec(a[0])}"
         return rf"D^{{{len(a)}}}L\left[{', '.join(self._vec(x) for x in a)}\right]"
-
-    def _print_DM(self, e):
-        a = e.args
-        if not a:
-            return "H"
-        return rf"D^{{{len(a) + 2}}}L\left[{', '.join(self._vec(x) for x in a)}\right]"
 
     def _print_Dot(self, e):
         a, b = e.args

@@ -69,3 +69,21 @@ def test_notebook_executes(name, tmp_path):
     assert sum(c.cell_type == "markdown" for c in nb.cells) >= 3
     r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+
+
+def test_derive_exits_nonzero_when_a_check_fails(monkeypatch, capsys):
+    from derive import report
+    from derive.result import Check
+    from numeric import cli
+
+    failing = report.Section("broken", ["f = 0"], [Check("an identity", False, "residual 1")])
+    monkeypatch.setattr(report, "derivation_report", lambda *a, **k: [failing])
+    assert cli.main(["derive"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] an identity" in out and "1 section(s) FAILED" in out
+
+
+def test_derive_latex_output():
+    r = gdflows("derive", "--latex", "--order", "2")
+    assert r.returncode == 0
+    assert r"L_\eta = L + \eta \frac{\|\nabla L\|^{2}}{4}" in r.stdout

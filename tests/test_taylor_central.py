@@ -101,3 +101,19 @@ def test_bad_k_and_inputs():
         central_flow().sigma2.on(x**2 * y**2, (x, y), w=sp.Matrix([1, 0]))
     with pytest.raises(ValueError, match="u"):
         central_flow().sigma2.on(x**2 * y**2, (x, y), u=sp.Matrix([1, 0, 0]))
+
+
+def test_multi_velocity_instantiates_on_a_concrete_loss():
+    """dw/dτ = −η[∇L + ½ Σ X_ij ∇(u_iᵀHu_j)] against SymPy gradients of u_iᵀH(w)u_j."""
+    L = x**4 / 4 + x**2 * y**2 + y**3 / 3 + x * y
+    m = central_flow_multi(2)
+    u1, u2 = sp.Matrix([1, 0]), sp.Matrix([0, 1])
+    vel = m.on(L, (x, y), eta=sp.Rational(1, 5), u1=u1, u2=u2)
+    H = sp.hessian(L, (x, y))
+    g = sp.Matrix([sp.diff(L, p) for p in (x, y)])
+    X11, X12, X22 = m.X[0, 0], m.X[0, 1], m.X[1, 1]
+    grad_of = lambda s: sp.Matrix([sp.diff(s, p) for p in (x, y)])  # noqa: E731
+    inner_sum = (X11 * grad_of((u1.T * H * u1)[0]) + 2 * X12 * grad_of((u1.T * H * u2)[0])
+                 + X22 * grad_of((u2.T * H * u2)[0]))
+    expected = -sp.Rational(1, 5) * (g + inner_sum / 2)
+    assert is_zero_matrix(vel - expected)

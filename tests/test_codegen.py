@@ -1,0 +1,310 @@
+"""Tests for derive.codegen.build_function (SymPy -> JAX code generation).
+
+Oracles are independent of the code under test: SymPy's own high-precision
+evaluation (`evalf`, 30 digits), JAX autodiff of the generated scalar, the same
+loss written by hand in jax.numpy, and plain Python loops.
+
+The golden module tests/golden/quartic_kernel.py is regenerated and diffed byte
+for byte; after an intended change regenerate it with
+`GDFLOWS_REGENERATE_GOLDEN=1 python -m pytest tests/test_codegen.py -k golden`.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import inspect
+import os
+import traceback
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy as sp
+
+import derive.codegen
+from derive.codegen import build_function
+
+GOLDEN = Path(__file__).parent / "golden" / "quartic_kernel.py"
+RTOL64 = 1e-10  # generated float64 code vs 30-digit SymPy
+ATOL64 = 1e-12
+
+
+def assert_close(actual, expected, rtol=RTOL64, atol=ATOL64):
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64),
+                               np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
+
+
+@pytest.fixture
+def x64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def no_x64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+def sympy_values(exprs, subs):
+    """30-digit SymPy values of a flat list of expressions."""
+    return [float(sp.N(e, 30, subs=subs)) for e in exprs]
+
+
+# ------------------------------------------------------------------ problems
+X, Y, Z = sp.symbols("x y z", real=True)
+A = sp.Symbol("a", positive=True)
+
+
+def special_loss():
+    """Elementary and special functions, Piecewise, Min/Max, rationals, big integers."""
+    big = sp.Integer(10) ** 30
+    return (sp.exp(-X**2 / 3) + sp.log(1 + Y**2) + sp.tanh(X * Y) + sp.sqrt(2 + Z**2)
+            + sp.Rational(7, 3) * X**3 + sp.Rational(1, 7) * X**-2 + A * X**5
+            + sp.Piecewise((X**2, X < Y), (sp.sin(X) * Y, True))
+            + sp.erf(X - Z) + sp.erfc(Y / 2) + sp.gamma(1 + Z**2) + sp.loggamma(2 + X**2)
+            + sp.digamma(3 + Y**2) + sp.polygamma(1, 2 + Z**2)
+            + sp.Min(X, Y, Z) + sp.Max(X * Y, A) + sp.Abs(X - A) + sp.pi * sp.cos(Z)
+            + sp.E**Y / 10 + 1 / (1 + A**2 + X**2) ** sp.Rational(3, 2)
+            + big * X * Y / (big + 1))
+
+
+def least_squares(n_res=12, n_par=4, seed=0):
+    """Small version of the benchmark loss: long sums exercise expansion and matmul batching."""
+    rng = np.random.default_rng(seed)
+    A_, b_, c_ = rng.standard_normal((n_res, n_par - 1)), rng.standard_normal(n_res), rng.uniform(0.5, 1.5, n_par)
+    th = sp.symbols(f"t0:{n_par}", real=True)
+    L = sp.Add(*[(sp.Add(*[sp.Float(A_[i, j]) * th[j] * th[j + 1] for j in range(n_par - 1)])
+                  - sp.Float(b_[i])) ** 2 for i in range(n_res)])
+    L += sp.Add(*[sp.Float(c_[j]) * th[j] ** 4 for j in range(n_par)])
+
+    def loss_jnp(t):
+        r = jnp.asarray(A_) @ (t[:-1] * t[1:]) - jnp.asarray(b_)
+        return jnp.sum(r * r) + jnp.sum(jnp.asarray(c_) * t**4)
+
+    return L, list(th), loss_jnp
+
+
+def random_points(n, dim, seed, low=-1.5, high=1.5):
+    return np.random.default_rng(seed).uniform(low, high, (n, dim))
+
+
+# --------------------------------------------------------- (1) values vs SymPy
+@pytest.mark.parametrize("cse", [True, False])
+def test_values_match_sympy_high_precision(x64, cse):
+    L = special_loss()
+    grad = sp.Matrix([L.diff(v) for v in (X, Y, Z)])
+    gf = build_function([L, grad], [X, Y, Z], [A], cse=cse)
+    for k, (point, a) in enumerate(zip(random_points(4, 3, seed=1), [0.7, 1.3, 2.0, 0.9])):
+        subs = dict(zip((X, Y, Z, A), map(float, (*point, a))))
+        value, g = gf(point, a=a)
+        assert_close(value, sympy_values([L], subs)[0])
+        assert_close(g, sympy_values(list(grad), subs))
+
+
+def test_heaviside_sign_and_constants(x64):
+    e = sp.Matrix([sp.Heaviside(X), sp.Heaviside(X, 0), sp.sign(X - Y), sp.pi + sp.E,
+                   sp.Rational(1, 3), X * sp.Rational(2, 3) ** 40, sp.Integer(3) ** 45 * X / sp.Integer(3) ** 44])
+    gf = build_function(e, [X, Y])
+    for x, y in [(0.5, 0.1), (-0.5, 0.1), (0.0, 1.0)]:
+        expected = [float(sp.N(v, 30, subs={X: x, Y: y})) for v in e]
+        assert_close(gf([x, y]), expected)
+
+
+def test_no_expansion_where_it_would_cancel(x64):
+    """Rewrites must keep accuracy where a loss nearly vanishes (expanded forms would not)."""
+    x = 1 + 1e-6
+    for e in [(X**2 - 1) ** 2 / 4, sp.Add(*[(X**2 - 1) ** 2 * Y**k for k in range(10)])]:
+        gf = build_function(e, [X, Y])
+        assert_close(gf([x, 0.5]), sympy_values([e], {X: x, Y: 0.5})[0], rtol=1e-9, atol=0)
+    th = sp.symbols("s0:10")
+    smooth = sp.Add(*[(th[j] - th[j + 1]) ** 2 for j in range(9)])
+    point = 0.5 + 1e-7 * np.random.default_rng(8).standard_normal(10)
+    expected = sympy_values([smooth], dict(zip(th, map(float, point))))[0]
+    assert_close(build_function(smooth, th)(point), expected, rtol=1e-9, atol=0)
+
+
+def test_least_squares_matches_sympy_and_autodiff(x64):
+    L, th, loss_jnp = least_squares()
+    grad = sp.Matrix([L.diff(t) for t in th])
+    H = sp.hessian(L, th)
+    gf = build_function([L, grad, H], th)
+    assert "jnp.dot(" in gf.source  # the batched long-sum path is exercised
+    for point in random_points(3, len(th), seed=2):
+        value, g, h = gf(point)
+        subs = dict(zip(th, map(float, point)))
+        assert_close(value, sympy_values([L], subs)[0])
+        assert_close(g, sympy_values(list(grad), subs))
+        assert_close(h, np.reshape(sympy_values(list(H), subs), H.shape))
+        t = jnp.asarray(point)
+        assert_close(h, jax.hessian(loss_jnp)(t))
+        assert_close(g, jax.grad(loss_jnp)(t))
+
+
+# ------------------------------------------ (2) codegen commutes with d/dtheta
+def test_jax_grad_of_generated_scalar_equals_generated_gradient(x64):
+    L = (sp.exp(-X**2 / 3) * sp.cos(Y) + sp.log(1 + Y**2 + Z**2) * A + sp.tanh(X * Y * Z)
+         + sp.erf(X - Z) + sp.loggamma(2 + X**2) + sp.sqrt(1 + X**2 + Y**4) + X**3 * Y / 5)
+    params = [X, Y, Z]
+    grad = sp.Matrix([L.diff(v) for v in params])
+    hess = sp.hessian(L, params)
+    f = build_function(L, params, [A])
+    df = build_function([grad, hess], params, [A])
+    for point in random_points(3, 3, seed=3):
+        g, h = df(point, a=1.7)
+        assert_close(jax.grad(f.fn)(jnp.asarray(point), 1.7), g)
+        assert_close(jax.hessian(f.fn)(jnp.asarray(point), 1.7), h)
+        assert_close(jax.jacfwd(lambda t: df(t, a=1.7)[0])(jnp.asarray(point)), h)
+
+
+# ----------------------------------------------------------- (3) jit and vmap
+def test_jit_and_vmap_agree_with_python_loop(x64):
+    L, th, _ = least_squares(n_res=10, n_par=3, seed=4)
+    a = sp.Symbol("a")
+    L = L * a + a**2 * th[0]
+    gf = build_function([L, sp.Matrix([L.diff(t) for t in th])], th, [a])
+    thetas = random_points(6, 3, seed=5)
+    a_values = np.linspace(0.5, 2.0, 6)
+    loop = [gf(t, a=av) for t, av in zip(thetas, a_values)]
+    batched = jax.jit(jax.vmap(gf.fn))(thetas, a_values)
+    for k in range(2):
+        assert_close(batched[k], np.stack([out[k] for out in loop]), rtol=1e-13, atol=1e-13)
+    fixed_theta = jax.jit(jax.vmap(lambda av: gf.fn(thetas[0], a=av)))(a_values)
+    loop_a = [gf(thetas[0], a=av) for av in a_values]
+    assert_close(fixed_theta[1], np.stack([out[1] for out in loop_a]), rtol=1e-13, atol=1e-13)
+    fixed_a = jax.vmap(gf.fn, in_axes=(0, None))(thetas, 0.75)
+    assert_close(fixed_a[0], [gf(t, a=0.75)[0] for t in thetas], rtol=1e-13, atol=1e-13)
+
+
+# ------------------------------------------------------------ (4) shapes
+def test_output_shapes():
+    exprs = [X * Y, sp.Matrix([X, Y, 1]), sp.Matrix([[X, 1, 2], [Y, X * Y, 0]]), sp.Matrix([[X, Y]]),
+             sp.Array([[[X, 1], [Y, 2]], [[3, X * Y], [0, X]]])]
+    gf = build_function(exprs, [X, Y])
+    shapes = [(), (3,), (2, 3), (1, 2), (2, 2, 2)]
+    out = gf([2.0, 3.0])
+    assert isinstance(out, tuple) and [o.shape for o in out] == shapes
+    np.testing.assert_array_equal(out[2], [[2.0, 1.0, 2.0], [3.0, 6.0, 0.0]])
+    np.testing.assert_array_equal(out[4], [[[2.0, 1.0], [3.0, 2.0]], [[3.0, 6.0], [0.0, 2.0]]])
+    batched = jax.vmap(gf.fn)(jnp.ones((5, 2)))
+    assert [o.shape for o in batched] == [(5, *s) for s in shapes]
+    single = build_function(sp.Matrix([[1, 0], [0, 2]]), [X])  # constant output, still batched
+    assert jax.vmap(single.fn)(jnp.ones((4, 1))).shape == (4, 2, 2)
+    one = build_function([X + Y], [X, Y])
+    assert isinstance(one([1.0, 2.0]), tuple) and len(one([1.0, 2.0])) == 1
+    assert build_function(sp.Matrix([X]), [X])([3.0]).shape == (1,)
+
+
+# ---------------------------------------------- (5) inspectable source, tracebacks
+def test_source_is_inspectable_and_shows_temporaries():
+    e = sp.exp(X * Y) + sp.sin(X * Y) + (X * Y) ** 2
+    gf = build_function([e, e.diff(X)], [X, Y], name="shared")
+    assert inspect.getsource(gf.fn) in gf.source
+    assert inspect.getsource(gf.fn).startswith("def shared(theta):")
+    assert "_x0 = " in gf.source  # x*y is computed once
+    assert "_x0 = " not in build_function([e, e.diff(X)], [X, Y], cse=False).source
+
+
+def test_traceback_shows_generated_lines():
+    gf = build_function(X * A, [X], [A], name="tb_kernel")
+    for call, error in [(lambda: gf([1.0, 2.0], a=1.0), ValueError),
+                        (lambda: gf([1.0], a=jnp.ones(3)), ValueError),
+                        (lambda: gf([1.0], a="text"), TypeError)]:
+        with pytest.raises(error) as info:
+            call()
+        frames = [f for f in traceback.extract_tb(info.tb) if f.filename == gf.filename]
+        assert frames and all(f.line for f in frames)
+        assert frames[-1].line in gf.source.splitlines()[frames[-1].lineno - 1]
+
+
+# ------------------------------------------------------------ (6) golden file
+def quartic_kernel():
+    x, y, a = sp.symbols("x y a")
+    L = (x**2 - 1) ** 2 / 4 + a * x * y + y**2 / 2
+    grad = sp.Matrix([L.diff(v) for v in (x, y)])
+    return build_function([L, grad, sp.hessian(L, (x, y))], [x, y], [a], name="quartic_kernel",
+                          source_note="tests/test_codegen.py::quartic_kernel"), (x, y, a), L
+
+
+def test_golden_module_regenerates_byte_identically(tmp_path):
+    gf, _, _ = quartic_kernel()
+    if os.environ.get("GDFLOWS_REGENERATE_GOLDEN"):
+        gf.write(GOLDEN)
+    written = gf.write(tmp_path / "quartic_kernel.py")
+    assert written.read_bytes() == GOLDEN.read_bytes()
+    assert quartic_kernel()[0].source == gf.source  # deterministic
+
+
+def test_golden_module_values_match_sympy(x64):
+    spec = importlib.util.spec_from_file_location("golden_quartic_kernel", GOLDEN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _, (x, y, a), L = quartic_kernel()
+    params = [x, y]
+    grad, hess = [L.diff(v) for v in params], sp.hessian(L, params)
+    for (xv, yv), av in zip(random_points(3, 2, seed=6), [0.3, -1.2, 2.5]):
+        subs = {x: xv, y: yv, a: av}
+        value, g, h = module.quartic_kernel(jnp.array([xv, yv]), a=av)
+        assert_close(value, sympy_values([L], subs)[0])
+        assert_close(g, sympy_values(grad, subs))
+        assert_close(h, np.reshape(sympy_values(list(hess), subs), (2, 2)))
+
+
+# ------------------------------------------------------------ (7) errors
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: build_function("x**2", [X]), TypeError, "exprs"),
+    (lambda: build_function([X, 1.0], [X]), TypeError, r"exprs\[1\]"),
+    (lambda: build_function([], [X]), ValueError, "exprs"),
+    (lambda: build_function(X + Z, [X]), ValueError, r"exprs: free symbols \{z\} are neither params nor consts"),
+    (lambda: build_function(X, [X, "y"]), TypeError, "params"),
+    (lambda: build_function(X, X), TypeError, "params"),
+    (lambda: build_function(X, [X, X]), ValueError, "params: duplicate"),
+    (lambda: build_function(X, []), ValueError, "params"),
+    (lambda: build_function(X * A, [X], [A, A]), ValueError, "consts: duplicate"),
+    (lambda: build_function(X, [X], [X]), ValueError, "consts"),
+    (lambda: build_function(X, [X], [2]), TypeError, "consts"),
+    (lambda: build_function(X, [X], name="not valid"), ValueError, "name"),
+    (lambda: build_function(sp.LambertW(X), [X]), ValueError, "exprs"),
+    (lambda: build_function(sp.Symbol("x") + X, [X]), ValueError, "different assumptions"),
+])
+def test_errors_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_awkward_symbol_names():
+    lam, th, xy, one = sp.Symbol("lambda"), sp.Symbol("theta"), sp.Symbol("x-y"), sp.Symbol("1a")
+    k0 = sp.Symbol("_x0")
+    gf = build_function(sp.Matrix([lam * th + xy, one * k0]), [lam, th, xy], [one, k0])
+    assert gf.arg_names[0].isidentifier() and gf.arg_names[1] != "_x0"
+    out = gf([2.0, 3.0, 4.0], **{gf.arg_names[0]: 5.0, gf.arg_names[1]: 6.0})
+    np.testing.assert_allclose(out, [10.0, 30.0])
+
+
+# ------------------------------------------------------------ (8) dtypes
+def test_float32_in_float32_out(no_x64):
+    L, th, _ = least_squares(n_res=9, n_par=3, seed=7)
+    gf = build_function([L, sp.Matrix([L.diff(t) for t in th]), sp.hessian(L, th), sp.Integer(2)], th)
+    outs = gf(jnp.ones(3, jnp.float32))
+    assert [o.dtype for o in outs] == [jnp.float32] * 4
+    outs = jax.jit(jax.vmap(gf.fn))(jnp.ones((2, 3), jnp.float32))
+    assert [o.dtype for o in outs] == [jnp.float32] * 4
+
+
+def test_output_dtype_follows_theta_with_x64(x64):
+    gf = build_function([X * A, sp.Matrix([1, X])], [X], [A])
+    assert [o.dtype for o in gf(jnp.ones(1, jnp.float32), a=np.float64(2.0))] == [jnp.float32] * 2
+    assert [o.dtype for o in gf(jnp.ones(1, jnp.float64), a=2.0)] == [jnp.float64] * 2
+    assert [o.dtype for o in gf(jnp.ones(1, jnp.int32), a=2.0)] == [jnp.float64] * 2
+
+
+def test_docstring_example():
+    result = doctest.testmod(derive.codegen, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
