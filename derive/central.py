@@ -24,6 +24,7 @@ import random
 
 import sympy as sp
 
+from . import _validate
 from .ops import DL, Dot, Form, Vec, directional, inner, opstr
 from .ops import eta as ETA
 from .result import Check, Derivation
@@ -133,12 +134,19 @@ def _apply_eigen(expr, eigen):
 
 
 class CentralFlowMulti(Derivation):
-    """The k-eigenvalue central flow (k = 2 written out): Σ = U X Uᵀ and its SDCP."""
+    """The k-eigenvalue central flow: Σ = U X Uᵀ, −d(UᵀHU)/dτ = A + B[X], and its SDCP.
+
+    Attributes:
+        X: the symmetric k×k matrix of unknowns X_ij.
+        packed: the unknowns X_ij, i ≤ j, in the order used by ``B``.
+        A: k×k formulas A_ij = η⟨∇(u_iᵀHu_j), ∇L⟩.
+        B: the linear map X ↦ B[X] as a matrix on packed coordinates (rows: packed (i, j)).
+        velocity: dw/dτ as a formula in the X_ij.
+        velocity_basis: ``(v0, [v_p])`` with dw/dτ = v0 + Σ_p X_p v_p (X_p in ``packed`` order).
+    """
 
     def __init__(self, k: int = 2):
-        if k != 2:
-            raise ValueError(f"k: only k = 2 is written out symbolically, got {k}")
-        self.k = k
+        self.k = _validate.check_order(k, name="k", minimum=1, maximum=8)
         self.U = [Vec(f"u{i + 1}") for i in range(k)]
         xs = {}
         for i, j in itertools.combinations_with_replacement(range(k), 2):
@@ -156,18 +164,23 @@ class CentralFlowMulti(Derivation):
         self.packed = packed
         self.B = sp.Matrix([[sp.diff(self.B_of_X[i, j], x) for x in packed]
                             for i, j in itertools.combinations_with_replacement(range(k), 2)])
-        self.conditions = {
-            "X ⪰ 0": [self.X[0, 0] >= 0, self.X[1, 1] >= 0, self.X.det() >= 0],
-            "A + B[X] ⪰ 0": [self.Q[0, 0] >= 0, self.Q[1, 1] >= 0, sp.expand(self.Q.det()) >= 0],
-            "⟨X, A + B[X]⟩ = 0": [sp.Eq(sp.expand((self.X * self.Q).trace()), 0)],
-        }
-        self.title = "central flow, k = 2 unstable eigenvalues"
+        self.velocity_basis = (self.velocity.xreplace({x: 0 for x in packed}),
+                               [sp.expand(sp.diff(self.velocity, x)) for x in packed])
+        self.title = f"central flow, k = {k} unstable eigenvalues"
         self.lhs, self.lhs_latex = "dw/dτ", r"\frac{dw}{d\tau}"
 
+    @property
+    def conditions(self) -> dict:
+        """The SDCP written out: principal minors of X and of A + B[X] ≥ 0, and ⟨X, A + B[X]⟩ = 0."""
+        return {"X ⪰ 0": [m >= 0 for m in _principal_minors(self.X)],
+                "A + B[X] ⪰ 0": [sp.expand(m) >= 0 for m in _principal_minors(self.Q)],
+                "⟨X, A + B[X]⟩ = 0": [sp.Eq(sp.expand((self.X * self.Q).trace()), 0)]}
+
     def __str__(self):
+        k = self.k
         rows = [f"dw/dτ = {opstr(self.velocity)}",
                 "−d(UᵀHU)/dτ = A + B[X] with " + ", ".join(
-                    f"A{i + 1}{j + 1} = {opstr(self.A[i, j])}" for i in range(2) for j in range(i, 2)),
+                    f"A{i + 1}{j + 1} = {opstr(self.A[i, j])}" for i in range(k) for j in range(i, k)),
                 "SDCP: X ⪰ 0, A + B[X] ⪰ 0, ⟨X, A + B[X]⟩ = 0"]
         return "; ".join(rows)
 
@@ -179,7 +192,7 @@ class CentralFlowMulti(Derivation):
         yield Check("⟨X, B[X]⟩ = (η/2)‖Σ X_ij ∇(u_iᵀHu_j)‖² ≥ 0, so B ⪰ 0 (operator identity)",
                     ident == 0, "difference expands to 0")
         x = sp.Symbol("x", real=True)
-        single = self.Q.xreplace({self.X[0, 0]: x, self.X[0, 1]: 0, self.X[1, 1]: 0})
+        single = self.Q.xreplace({p: (x if p == self.X[0, 0] else 0) for p in self.packed})
         (sol,) = sp.solve(sp.Eq(single[0, 0], 0), x)
         u1 = self.U[0]
         expected = CentralFlow().sigma2_value.xreplace({u: u1}).xreplace({DL(u, u): DL(u1, u1)})
@@ -187,7 +200,23 @@ class CentralFlowMulti(Derivation):
                                                 Dot(DL(u, u), DL(u, u)): Dot(DL(u1, u1), DL(u1, u1))}))
         yield Check("second direction inactive (X = x e₁e₁ᵀ): complementarity gives x = σ² of k = 1",
                     sp.simplify(sol - expected) == 0, f"x = {opstr(sol)}")
-        yield self._check_random_sdcp(seed)
+        yield self._check_random_sdcp(seed) if k == 2 else self._check_interior_instance(seed)
+
+    def _check_interior_instance(self, seed):
+        """Rational data built around X* ≻ 0: solving A + B[X] = 0 recovers X* exactly."""
+        k, p = self.k, len(self.packed)
+        vecs = _random_vectors(seed, p + 2, p)
+        N = {}
+        for idx, (i, j) in enumerate(itertools.combinations_with_replacement(range(k), 2)):
+            N[(i, j)] = N[(j, i)] = vecs[idx]
+        x_star = sp.eye(k) + sp.ones(k, k) / (2 * k)
+        gv = -sum((x_star[i, j] * N[(i, j)] for i in range(k) for j in range(k)), sp.zeros(p + 2, 1)) / 2
+        vals = {DL(): gv, **{self.Nij[i, j]: N[(i, j)] for i in range(k) for j in range(i, k)}}
+        Q = self.Q.xreplace(_dot_subs(vals)).xreplace({ETA: sp.Rational(1, 10)})
+        sol = sp.solve(list(Q), self.packed, dict=True)
+        ok = len(sol) == 1 and self.X.xreplace(sol[0]) == x_star and x_star.is_positive_definite
+        return Check(f"rational data built around X* ≻ 0: A + B[X] = 0 has the unique solution X* (k = {k})",
+                     bool(ok), f"X* = {x_star.tolist()}")
 
     def _check_random_sdcp(self, seed):
         """Exact SDCP solutions for rational data: one coupled (interior), one decoupled."""
@@ -216,6 +245,12 @@ class CentralFlowMulti(Derivation):
         return Check("rational SDCP instances solved exactly (X ⪰ 0, A + B[X] ⪰ 0, ⟨X, A + B[X]⟩ = 0): "
                      "coupled → full rank, u₂ inactive → rank one", bool(ok),
                      f"X = {coupled_X.tolist()} and {decoupled_X.tolist()}")
+
+
+def _principal_minors(M):
+    k = M.shape[0]
+    return [M.extract(list(idx), list(idx)).det()
+            for r in range(1, k + 1) for idx in itertools.combinations(range(k), r)]
 
 
 def _orthogonal(a, b, c):
@@ -260,5 +295,11 @@ def central_flow() -> CentralFlow:
 
 
 def central_flow_multi(k: int = 2) -> CentralFlowMulti:
-    """The k-eigenvalue central flow's semidefinite complementarity problem (k = 2)."""
+    """The k-eigenvalue central flow's semidefinite complementarity problem (any k ≤ 8).
+
+    Example:
+        >>> cf = central_flow_multi(2)
+        >>> cf.packed
+        [X11, X12, X22]
+    """
     return CentralFlowMulti(k)

@@ -28,7 +28,9 @@ class OperatorProgram:
     def __init__(self, expr, loss_fn: Callable, name: str = "operator"):
         if not callable(loss_fn):
             raise TypeError(f"loss_fn: expected a callable params -> scalar, got {type(loss_fn).__name__}")
-        self.expr = sp.sympify(expr)
+        self.many = isinstance(expr, (list, tuple, sp.MatrixBase))
+        self.exprs = tuple(sp.sympify(e) for e in (expr if self.many else [expr]))
+        self.expr = sp.Tuple(*self.exprs) if self.many else self.exprs[0]
         self.loss_fn = loss_fn
         self.name = name
         self.vector_inputs = tuple(sorted({a.name for a in sp.preorder_traversal(self.expr)
@@ -98,19 +100,23 @@ class OperatorProgram:
                 out = ev(e.args[0]) ** ev(e.args[1])
             elif e.is_Number:
                 out = jnp.asarray(float(e), flat.dtype)
+            elif e == 0:
+                out = jnp.zeros((), flat.dtype)
             else:
                 raise ValueError(f"expr: cannot compile {type(e).__name__} ({e})")
             memo[e] = out
             return out
 
-        result = ev(self.expr)
-        if jnp.ndim(result) == 1:
-            return unravel(result)
-        return result
+        results = [ev(e) for e in self.exprs]
+        results = [unravel(r) if jnp.ndim(r) == 1 else r for r in results]
+        return results if self.many else results[0]
 
 
 def compile_operator(expr, loss_fn: Callable, name: str = "operator") -> OperatorProgram:
-    """Compile an operator formula for a JAX loss ``loss_fn(params) -> scalar``.
+    """Compile an operator formula (or a list of them) for a JAX loss ``loss_fn(params) -> scalar``.
+
+    A list of formulas becomes one program returning a list; shared contractions (e.g. the
+    third-derivative vectors of a central flow's A, B and velocity) are computed once.
 
     Example:
         >>> import jax.numpy as jnp

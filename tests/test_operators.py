@@ -117,3 +117,29 @@ def test_program_errors_name_the_argument():
         compile_operator(derive.grad, "not a function")
     with pytest.raises(ValueError, match="u: expected"):
         central_flow().sigma2.compile(loss)(params, u=jnp.ones(3))
+
+
+def test_multi_output_program_for_the_k_eigenvalue_flow(x64):
+    """A, B and the velocity basis of central_flow_multi(2) against the dense oracle."""
+    params, loss = small_mlp(seed=4)
+    flat, unravel, g, H, T = dense_oracle(loss, params)
+    U = jnp.linalg.eigh(H)[1][:, -2:]
+    m = derive.central_flow_multi(2)
+    v0, basis = m.velocity_basis
+    prog = compile_operator(list(m.A) + list(m.B) + [v0, *basis], loss)
+    out = prog(params, eta=0.1, u1=unravel(U[:, 0]), u2=unravel(U[:, 1]))
+    A = jnp.array(out[:4]).reshape(2, 2)
+    B = jnp.array(out[4:13]).reshape(3, 3)
+    N = {(i, j): jnp.einsum("ijk,j,k->i", T, U[:, a], U[:, b]) for a, i in enumerate((0, 1))
+         for b, j in enumerate((0, 1))}
+    np.testing.assert_allclose(A, 0.1 * jnp.array([[N[0, 0] @ g, N[0, 1] @ g], [N[1, 0] @ g, N[1, 1] @ g]]),
+                               rtol=1e-10)
+    packed = [(0, 0), (0, 1), (1, 1)]
+    mult = [1, 2, 1]
+    Bd = jnp.array([[0.05 * mult[c] * (N[packed[r]] @ N[packed[c]]) for c in range(3)] for r in range(3)])
+    np.testing.assert_allclose(B, Bd, rtol=1e-10)
+    X = jnp.array([[0.3, 0.1], [0.1, 0.2]])
+    vel = jax.flatten_util.ravel_pytree(out[13])[0] + sum(
+        X[i, j] * jax.flatten_util.ravel_pytree(v)[0] for (i, j), v in zip(packed, out[14:]))
+    expected = -0.1 * (g + 0.5 * sum(X[i, j] * N[i, j] for i in range(2) for j in range(2)))
+    np.testing.assert_allclose(vel, expected, rtol=1e-10)

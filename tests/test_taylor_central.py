@@ -77,11 +77,13 @@ def test_central_flow_is_projected_gradient_flow_numerically():
     assert str(central_flow().sigma2) == "σ² = -2*⟨g, T[u, u]⟩/‖T[u, u]‖²"
 
 
-def test_central_flow_checks():
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_central_flow_checks(k):
     assert all(c.passed for c in central_flow().verify())
-    m = central_flow_multi(2)
+    m = central_flow_multi(k)
     assert all(c.passed for c in m.verify())
-    assert m.B.shape == (3, 3) and len(m.conditions) == 3
+    p = k * (k + 1) // 2
+    assert m.B.shape == (p, p) and len(m.conditions) == 3 and len(m.velocity_basis[1]) == p
 
 
 def test_multi_reduces_to_single_when_second_direction_inactive():
@@ -95,8 +97,10 @@ def test_multi_reduces_to_single_when_second_direction_inactive():
 
 
 def test_bad_k_and_inputs():
-    with pytest.raises(ValueError, match="k: only k = 2"):
-        central_flow_multi(3)
+    with pytest.raises(DeriveInputError, match="k: expected an integer"):
+        central_flow_multi(0)
+    with pytest.raises(DeriveInputError, match="k: expected an integer"):
+        central_flow_multi(9)
     with pytest.raises(DeriveInputError, match="vectors"):
         central_flow().sigma2.on(x**2 * y**2, (x, y), w=sp.Matrix([1, 0]))
     with pytest.raises(ValueError, match="u"):
