@@ -12,6 +12,7 @@ Code generation: :func:`build_function` (explicit SymPy → JAX kernels) and
 :func:`compile_operator` (operator formulas → autodiff programs over pytrees).
 """
 from .bseries import METHODS, ButcherTableau
+from .differentiate import derivatives
 from .central import CentralFlow, CentralFlowMulti, central_flow, central_flow_multi
 from .errors import DeriveInputError, LossParseError, NotAGradientField
 from .modified import (
@@ -61,6 +62,7 @@ __all__ = [
     "Vec",
     "__version__",
     "build_function",
+    "derivatives",
     "central_flow",
     "central_flow_multi",
     "compile_operator",

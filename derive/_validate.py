@@ -89,6 +89,11 @@ def _names(symbols: Iterable[sympy.Symbol]) -> list[str]:
     return [s.name for s in sorted(symbols, key=symbol_sort_key)]
 
 
+def _is_boolean(obj) -> bool:
+    """Relations and truth values; a Symbol is a Boolean in SymPy but also a valid loss."""
+    return isinstance(obj, sympy.logic.boolalg.Boolean) and not isinstance(obj, sympy.Expr)
+
+
 def as_expr(obj: Any, name: str = "loss") -> sympy.Expr:
     """Convert a number, Symbol or SymPy expression into a scalar ``sympy.Expr``.
 
@@ -121,13 +126,13 @@ def as_expr(obj: Any, name: str = "loss") -> sympy.Expr:
     shape = getattr(obj, "shape", None)
     if isinstance(shape, tuple) and shape != () and not isinstance(obj, sympy.Basic):
         raise DeriveInputError(f"{name}: {expected}, got {_describe(obj)}")
-    if isinstance(obj, sympy.logic.boolalg.Boolean):
+    if _is_boolean(obj):
         raise DeriveInputError(f"{name}: {expected}, got the relation or boolean {_shorten(obj)!r}")
     try:
         expr = sympy.sympify(obj, strict=True)  # strict: never converts via str()
     except (sympy.SympifyError, TypeError, ValueError):
         raise DeriveInputError(f"{name}: {expected}, got {_describe(obj)}") from None
-    if isinstance(expr, sympy.logic.boolalg.Boolean):
+    if _is_boolean(expr):
         raise DeriveInputError(
             f"{name}: {expected}, got the relation or boolean {_shorten(expr)!r}"
         )

@@ -25,24 +25,16 @@ import pytest
 import sympy as sp
 
 import derive.codegen
+from conftest import TOL_F64
 from derive.codegen import build_function
 
 GOLDEN = Path(__file__).parent / "golden" / "quartic_kernel.py"
-RTOL64 = 1e-10  # generated float64 code vs 30-digit SymPy
-ATOL64 = 1e-12
 
 
-def assert_close(actual, expected, rtol=RTOL64, atol=ATOL64):
+def assert_close(actual, expected, rtol=TOL_F64, atol=TOL_F64):
+    """Generated float64 values against a float64-or-better oracle."""
     np.testing.assert_allclose(np.asarray(actual, dtype=np.float64),
                                np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
-
-
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
 
 
 @pytest.fixture
@@ -76,7 +68,7 @@ def special_loss():
             + big * X * Y / (big + 1))
 
 
-def least_squares(n_res=12, n_par=4, seed=0):
+def least_squares(n_res, n_par, seed=0):
     """Small version of the benchmark loss: long sums exercise expansion and matmul batching."""
     rng = np.random.default_rng(seed)
     A_, b_, c_ = rng.standard_normal((n_res, n_par - 1)), rng.standard_normal(n_res), rng.uniform(0.5, 1.5, n_par)
@@ -101,21 +93,26 @@ def random_points(n, dim, seed, low=-1.5, high=1.5):
 def test_values_match_sympy_high_precision(x64, cse):
     L = special_loss()
     grad = sp.Matrix([L.diff(v) for v in (X, Y, Z)])
-    gf = build_function([L, grad], [X, Y, Z], [A], cse=cse)
-    for k, (point, a) in enumerate(zip(random_points(4, 3, seed=1), [0.7, 1.3, 2.0, 0.9])):
+    fn = jax.jit(build_function([L, grad], [X, Y, Z], [A], cse=cse).fn)
+    for point, a in zip(random_points(4, 3, seed=1), [0.7, 1.3, 2.0, 0.9]):
         subs = dict(zip((X, Y, Z, A), map(float, (*point, a))))
-        value, g = gf(point, a=a)
+        value, g = fn(point, a=a)
         assert_close(value, sympy_values([L], subs)[0])
         assert_close(g, sympy_values(list(grad), subs))
 
 
-def test_heaviside_sign_and_constants(x64):
-    e = sp.Matrix([sp.Heaviside(X), sp.Heaviside(X, 0), sp.sign(X - Y), sp.pi + sp.E,
-                   sp.Rational(1, 3), X * sp.Rational(2, 3) ** 40, sp.Integer(3) ** 45 * X / sp.Integer(3) ** 44])
-    gf = build_function(e, [X, Y])
-    for x, y in [(0.5, 0.1), (-0.5, 0.1), (0.0, 1.0)]:
-        expected = [float(sp.N(v, 30, subs={X: x, Y: y})) for v in e]
-        assert_close(gf([x, y]), expected)
+@pytest.mark.parametrize("cse", [True, False])
+def test_heaviside_sign_and_constants(x64, cse):
+    assert np.isnan(build_function(sp.sqrt(X) + X**1.5, [X], cse=cse)([-1.0]))  # real domain, as numpy
+    assert np.isnan(build_function(sp.Piecewise((X, X > 0)), [X], cse=cse)([-1.0]))  # no branch
+    e = sp.Matrix([sp.Heaviside(X), sp.Heaviside(X, 0), sp.sign(X - Y), sp.pi + sp.E, sp.Rational(1, 3),
+                   X * sp.Rational(2, 3) ** 40, X * sp.Integer(10) ** 30, sp.Max(X, 3 * sp.Integer(10) ** 40),
+                   sp.Min(X, Y, sp.Rational(1, 4)),
+                   sp.Piecewise((1, sp.And(X > 0, Y > 0)), (2, sp.Or(X < -1, Y < -1)),
+                                (3, sp.Not(X > sp.Rational(1, 4))), (4 * X, True))])
+    gf = build_function(e, [X, Y], cse=cse)
+    for x, y in [(0.5, 0.1), (-2.0, 0.1), (0.0, 1.0), (0.5, -0.5)]:
+        assert_close(gf([x, y]), sympy_values(list(e), {X: x, Y: y}))
 
 
 def test_no_expansion_where_it_would_cancel(x64):
@@ -131,21 +128,28 @@ def test_no_expansion_where_it_would_cancel(x64):
     assert_close(build_function(smooth, th)(point), expected, rtol=1e-9, atol=0)
 
 
-def test_least_squares_matches_sympy_and_autodiff(x64):
-    L, th, loss_jnp = least_squares()
+@pytest.mark.parametrize("n_res, n_par, hessian", [(20, 4, True), (10, 9, False)])
+def test_least_squares_matches_sympy_and_autodiff(x64, n_res, n_par, hessian):
+    """20 residuals: Gram sums in the Hessian are expanded; 9 params: residuals become one matmul."""
+    L, th, loss_jnp = least_squares(n_res, n_par)
     grad = sp.Matrix([L.diff(t) for t in th])
-    H = sp.hessian(L, th)
-    gf = build_function([L, grad, H], th)
+    exprs = [L, grad] + ([sp.hessian(L, th)] if hessian else [])
+    extra = sp.Add(*[(j + 1) * th[j] * th[j + 1] for j in range(n_par - 1)])  # joins the residuals' block
+    gf = build_function(exprs + [extra], th)
     assert "jnp.dot(" in gf.source  # the batched long-sum path is exercised
-    for point in random_points(3, len(th), seed=2):
-        value, g, h = gf(point)
+    assert hessian or "[0:10], jnp.asarray" in gf.source  # ... and reuses part of a block
+    fn, autodiff = jax.jit(gf.fn), jax.jit(lambda t: (jax.grad(loss_jnp)(t), jax.hessian(loss_jnp)(t)))
+    for point in random_points(2, len(th), seed=2):
+        out = fn(point)
         subs = dict(zip(th, map(float, point)))
-        assert_close(value, sympy_values([L], subs)[0])
-        assert_close(g, sympy_values(list(grad), subs))
-        assert_close(h, np.reshape(sympy_values(list(H), subs), H.shape))
-        t = jnp.asarray(point)
-        assert_close(h, jax.hessian(loss_jnp)(t))
-        assert_close(g, jax.grad(loss_jnp)(t))
+        assert_close(out[0], sympy_values([L], subs)[0])
+        assert_close(out[1], sympy_values(list(grad), subs))
+        g_ad, h_ad = autodiff(jnp.asarray(point))
+        assert_close(out[1], g_ad)
+        assert_close(out[-1], sympy_values([extra], subs)[0])
+        if hessian:
+            assert_close(out[2], np.reshape(sympy_values(list(exprs[2]), subs), (n_par, n_par)))
+            assert_close(out[2], h_ad)
 
 
 # ------------------------------------------ (2) codegen commutes with d/dtheta
@@ -157,11 +161,14 @@ def test_jax_grad_of_generated_scalar_equals_generated_gradient(x64):
     hess = sp.hessian(L, params)
     f = build_function(L, params, [A])
     df = build_function([grad, hess], params, [A])
+    derived = jax.jit(lambda t, a: (jax.grad(f.fn)(t, a), jax.hessian(f.fn)(t, a),
+                                    jax.jacfwd(lambda s: df.fn(s, a)[0])(t)))
     for point in random_points(3, 3, seed=3):
         g, h = df(point, a=1.7)
-        assert_close(jax.grad(f.fn)(jnp.asarray(point), 1.7), g)
-        assert_close(jax.hessian(f.fn)(jnp.asarray(point), 1.7), h)
-        assert_close(jax.jacfwd(lambda t: df(t, a=1.7)[0])(jnp.asarray(point)), h)
+        g_ad, h_ad, jac_g = derived(jnp.asarray(point), 1.7)
+        assert_close(g_ad, g)
+        assert_close(h_ad, h)
+        assert_close(jac_g, h)
 
 
 # ----------------------------------------------------------- (3) jit and vmap
@@ -272,6 +279,8 @@ def test_golden_module_values_match_sympy(x64):
     (lambda: build_function(X, [X], [2]), TypeError, "consts"),
     (lambda: build_function(X, [X], name="not valid"), ValueError, "name"),
     (lambda: build_function(sp.LambertW(X), [X]), ValueError, "exprs"),
+    (lambda: build_function(sp.Sum(X**Y, (Y, 0, 3)), [X]), ValueError, "exprs: .*doit"),
+    (lambda: build_function(sp.I * X, [X], cse=False), ValueError, "exprs"),
     (lambda: build_function(sp.Symbol("x") + X, [X]), ValueError, "different assumptions"),
 ])
 def test_errors_name_the_argument(call, error, match):
@@ -280,12 +289,18 @@ def test_errors_name_the_argument(call, error, match):
 
 
 def test_awkward_symbol_names():
+    """Names that are keywords, reserved, not identifiers, or code become safe identifiers."""
     lam, th, xy, one = sp.Symbol("lambda"), sp.Symbol("theta"), sp.Symbol("x-y"), sp.Symbol("1a")
-    k0 = sp.Symbol("_x0")
-    gf = build_function(sp.Matrix([lam * th + xy, one * k0]), [lam, th, xy], [one, k0])
-    assert gf.arg_names[0].isidentifier() and gf.arg_names[1] != "_x0"
-    out = gf([2.0, 3.0, 4.0], **{gf.arg_names[0]: 5.0, gf.arg_names[1]: 6.0})
-    np.testing.assert_allclose(out, [10.0, 30.0])
+    k0, err, evil = sp.Symbol("_x0"), sp.Symbol("ValueError"), sp.Symbol("e\nimport os")
+    exprs = sp.Matrix([lam * th + xy, one * k0 + err, evil])
+    gf = build_function(exprs, [lam, th, xy, evil], [one, k0, err])
+    assert all(name.isidentifier() for name in gf.arg_names) and "_x0" not in gf.arg_names
+    assert "\nimport os" not in gf.source
+    expected = [10.0, 31.0, 7.0]
+    np.testing.assert_allclose(gf([2.0, 3.0, 4.0, 7.0], **dict(zip(gf.arg_names, [5.0, 6.0, 1.0]))), expected)
+    np.testing.assert_allclose(gf([2.0, 3.0, 4.0, 7.0], **{"1a": 5.0, "_x0": 6.0, "ValueError": 1.0}), expected)
+    with pytest.raises(ValueError, match="theta"):  # the builtin is still reachable
+        gf([1.0], 1.0, 1.0, 1.0)
 
 
 # ------------------------------------------------------------ (8) dtypes
