@@ -40,7 +40,38 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--loss", help='instantiate on a loss, e.g. "(x*y-1)**2/2" (parsed safely)')
     d.add_argument("--params", help="comma-separated parameter names (default: all symbols)")
     d.add_argument("--lr", type=_positive_float("--lr"), help="learning rate for --loss (default: symbolic η)")
+    r = sub.add_parser("run", help="simulate GD, gradient flow, modified flow, central flow, midpoint")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--problem", help="a registered problem (see --list)")
+    src.add_argument("--loss", help='a loss expression, e.g. "(x*y-1)**2/2" (parsed safely)')
+    r.add_argument("--init", help="initial point for --loss, e.g. x=2.5,y=0.1 (every parameter)")
+    r.add_argument("--params", help="comma-separated parameter names for --loss (default: all symbols)")
+    r.add_argument("--lr", type=_positive_float("--lr"), help="learning rate η (default: the problem's)")
+    r.add_argument("--steps", type=_positive_int("--steps"), help="number of GD steps (default: the problem's)")
+    r.add_argument("--flows", default="gd,gf,mf,cf,midpoint", help="comma-separated processes")
+    r.add_argument("--mf-order", type=_positive_int("--mf-order"), default=1, help="modified-flow order")
+    r.add_argument("--cf-substeps", type=_positive_int("--cf-substeps"), default=4,
+                   help="central-flow Euler substeps per step")
+    r.add_argument("--k-max", type=_positive_int("--k-max"), default=4, help="most eigenvalues tracked")
+    r.add_argument("--rtol", type=_positive_float("--rtol"), default=1e-8, help="flow ODE relative tolerance")
+    r.add_argument("--atol", type=_positive_float("--atol"), default=1e-10, help="flow ODE absolute tolerance")
+    r.add_argument("--float32", action="store_true", help="single precision (default: float64)")
+    r.add_argument("--out", help="write results.h5 and summary.json to this new directory")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    r.add_argument("--list", action="store_true", help="list the registered problems and exit")
     return parser
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(f"{name}: expected an integer, got {text!r}") from None
+        if value <= 0:
+            raise UsageError(f"{name}: must be > 0, got {text}")
+        return value
+    return parse
 
 
 def _cmd_derive(args) -> int:
@@ -74,7 +105,13 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "derive":
             return _cmd_derive(args)
-    except UsageError as err:
+        if args.command == "run":
+            from .run_cmd import cmd_run
+            return cmd_run(args)
+    except Exception as err:  # bad input, from argparse or from the library: one line, exit 2
+        from derive.errors import DeriveInputError
+        if not isinstance(err, (UsageError, DeriveInputError)):
+            raise
         print(f"gdflows: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
