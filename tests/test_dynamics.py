@@ -119,3 +119,33 @@ def test_two_critical_eigenvalues_sdcp(x64):
 
 def _pack(X):
     return jnp.array([X[0, 0], X[0, 1], X[1, 1]])
+
+
+def test_symbolic_and_autodiff_problems_agree(x64):
+    """Same loss as SymPy (generated kernels) and as a JAX pytree function (operator programs)."""
+    from numeric import from_jax
+
+    sym = get_problem("zhu")
+    eta = sym.known["lr"]
+    x0, y0 = sym.init
+    auto = from_jax(lambda p: (p["x"] ** 2 * p["y"] ** 2 - 1) ** 2 / 4,
+                    {"x": jnp.asarray(x0), "y": jnp.asarray(y0)}, name="zhu_autodiff")
+    flows = ["gd", "gf", "mf", "cf", "midpoint"]
+    a = run(sym, eta, 150, flows)
+    b = run(auto, eta, 150, flows)
+    for name in flows:
+        err = np.max(np.abs(a.series[name]["w"] - b.series[name]["w"]))
+        assert err < 1e-8, (name, err)
+
+
+def test_eigensolver_failure_is_warned_and_recorded(x64):
+    from numeric import from_jax
+
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(450, 450))
+    A = jnp.asarray(M @ M.T / 450 + np.diag(np.linspace(0, 3, 450)))
+    p = from_jax(lambda w: 0.5 * w @ A @ w, jnp.asarray(rng.normal(size=450)), dense_limit=0)
+    s = Settings(eta=0.1, eig_iters=1, eig_tol=1e-14)
+    with pytest.warns(RuntimeWarning, match="eigensolver did not converge"):
+        r = run(p, 0.1, 3, ["gd"], settings=s)
+    assert any("eigensolver" in n for n in r.notes["gd"])
