@@ -283,8 +283,9 @@ def central_flow(problem: Problem, s: Settings) -> Process:
 
     def substep(carry, i):
         w, eig = carry
-        eig = jax.lax.cond(i == 0, lambda e: _eig_update(problem, e, w, s),
-                           lambda e: curvature.tracker_refresh(e, problem.loss, w), eig)
+        # substep 0 starts from the full solve made at the end of the previous step (same w);
+        # later substeps pay only a Rayleigh–Ritz refresh on those vectors.
+        eig = jax.lax.cond(i == 0, lambda e: e, lambda e: curvature.tracker_refresh(e, problem.loss, w), eig)
         valid = jnp.arange(K) < eig.k
         n_crit = jnp.sum(valid & (eig.vals >= s.crit_value)).astype(jnp.int32)
         X, vel = jax.lax.switch(n_crit, branches, w, jnp.nan_to_num(eig.vals), eig.vecs)
