@@ -115,25 +115,38 @@ def from_jax(loss_fn: Callable, init_params: Any, name: str = "jax", description
 
 
 def _as_init(init, params) -> np.ndarray:
+    """``{name: value}`` or a sequence, checked against the parameters: one-line errors naming ``init``."""
+    import math
+
     from derive.errors import DeriveInputError
 
     names = [p.name for p in params]
+    shown = names if len(names) <= 12 else names[:12] + ["..."]
     if isinstance(init, dict):
         missing = [n for n in names if n not in init]
         extra = [k for k in init if k not in names]
         if missing:
-            raise DeriveInputError(f"init: missing a value for {missing}")
+            raise DeriveInputError(f"init: no value for {missing[:12]} (parameters: {shown})")
         if extra:
-            raise DeriveInputError(f"init: {extra} are not parameters (parameters: {names})")
-        values = [init[n] for n in names]
+            raise DeriveInputError(f"init: {extra[:12]} are not parameters (parameters: {shown})")
+        values = []
+        for k in names:
+            try:
+                values.append(float(init[k]))
+            except (TypeError, ValueError):
+                raise DeriveInputError(f"init: value of {k!r} is not a number: {str(init[k])[:40]}") from None
+            if not math.isfinite(values[-1]):
+                raise DeriveInputError(f"init: value of {k!r} must be finite, got {values[-1]}")
     else:
-        values = list(np.ravel(np.asarray(init, dtype=float)))
+        try:
+            values = [float(v) for v in np.ravel(np.asarray(init, dtype=float))]
+        except (TypeError, ValueError):
+            raise DeriveInputError(f"init: expected a dict or {len(names)} numbers, got {str(init)[:40]}") from None
         if len(values) != len(names):
-            raise DeriveInputError(f"init: expected {len(names)} values for {names}, got {len(values)}")
-    w0 = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(w0)):
-        raise DeriveInputError("init: values must be finite")
-    return w0
+            raise DeriveInputError(f"init: expected {len(names)} values for {shown}, got {len(values)}")
+        if not all(math.isfinite(v) for v in values):
+            raise DeriveInputError("init: values must be finite")
+    return np.asarray(values, dtype=np.float64)
 
 
 def _ident(name: str) -> str:

@@ -88,35 +88,6 @@ def parse_init(text: str, name: str = "init") -> dict[str, float]:
     return out
 
 
-def _init_values(init: Any, names: list[str]) -> dict[str, float] | list[float]:
-    """``init`` as text, dict or sequence -> a dict or list that ``from_sympy`` checks against ``names``."""
-    if isinstance(init, str):
-        init = parse_init(init)
-    if isinstance(init, dict):
-        missing = [n for n in names if n not in init]
-        extra = [k for k in init if k not in names]
-        if missing:
-            raise _error(f"init: no value for {missing} (parameters: {_short(names, 200)})")
-        if extra:
-            raise _error(f"init: {extra} are not parameters (parameters: {_short(names, 200)})")
-        values = {}
-        for k in names:
-            try:
-                values[k] = float(init[k])
-            except (TypeError, ValueError):
-                raise _error(f"init: value of {k!r} is not a number: {_short(init[k])}") from None
-            if not math.isfinite(values[k]):
-                raise _error(f"init: value of {k!r} must be finite, got {values[k]}")
-        return values
-    try:
-        values = [float(v) for v in np.ravel(np.asarray(init, dtype=float))]
-    except (TypeError, ValueError):
-        raise _error(f"init: expected 'x=1.5,y=0.5', a dict or {len(names)} numbers, got {_short(init)}") from None
-    if len(values) != len(names):
-        raise _error(f"init: expected {len(names)} values for {_short(names, 200)}, got {len(values)}")
-    return values
-
-
 def _check_lr(lr: Any) -> float:
     try:
         value = float(lr)
@@ -146,8 +117,8 @@ def _check_int(value: Any, name: str, lo: int, hi: int) -> int:
 def _build(name, loss, params, init, default_init, description, known):
     from numeric.problem import from_sympy
 
-    names = [p.name for p in params]
-    values = _init_values(default_init if init is None else init, names)
+    init = default_init if init is None else init
+    values = parse_init(init) if isinstance(init, str) else init   # checked by from_sympy
     return from_sympy(loss, params, values, name=name, description=description, known=known)
 
 
