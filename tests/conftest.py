@@ -18,10 +18,21 @@ def is_zero_matrix(m):
     return all(sp.expand(e) == 0 for e in m)
 
 
-@pytest.fixture
-def x64():
+def _jax_x64(enabled):
     import jax
     old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", enabled)
     yield
     jax.config.update("jax_enable_x64", old)
+
+
+@pytest.fixture
+def x64():
+    """Double precision for the test, restored afterwards."""
+    yield from _jax_x64(True)
+
+
+@pytest.fixture
+def no_x64():
+    """Single precision for the test, restored afterwards."""
+    yield from _jax_x64(False)

@@ -37,14 +37,6 @@ def assert_close(actual, expected, rtol=TOL_F64, atol=TOL_F64):
                                np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol)
 
 
-@pytest.fixture
-def no_x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def sympy_values(exprs, subs):
     """30-digit SymPy values of a flat list of expressions."""
     return [float(sp.N(e, 30, subs=subs)) for e in exprs]
