@@ -105,12 +105,11 @@ class Derivation:
         _validate.check_free_symbols(loss, params, consts, name="loss", allowed=eta_syms)
         if self.needs_smooth:
             _validate.check_smooth(loss, params, name="loss", what=f"'{self.title}'")
-        missing = set(self.inputs) - set(vectors)
         unknown = set(vectors) - set(self.inputs)
         if unknown:
             raise _validate.DeriveInputError(
                 f"vectors: {sorted(unknown)} are not inputs of '{self.title}' (inputs: {list(self.inputs)})")
-        del missing  # symbols u_<param> stand in for inputs not given
+        # inputs not given become columns of symbols u_<param> (see Instantiator)
         value = Instantiator(loss, params, eta, vectors).value(self.expr)
         if isinstance(value, sp.MatrixBase):
             return value.applyfunc(lambda e: e)

@@ -18,12 +18,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_float(name):
+def _positive(name, cast=float):
+    """An argparse type: a number of type ``cast`` that must be > 0, else a one-line UsageError."""
+    kind = "an integer" if cast is int else "a number"
+
     def parse(text):
         try:
-            value = float(text)
+            value = cast(text)
         except ValueError:
-            raise UsageError(f"{name}: expected a number, got {text!r}") from None
+            raise UsageError(f"{name}: expected {kind}, got {text!r}") from None
         if not value > 0:
             raise UsageError(f"{name}: must be > 0, got {text}")
         return value
@@ -39,39 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seed of the random rational check points")
     d.add_argument("--loss", help='instantiate on a loss, e.g. "(x*y-1)**2/2" (parsed safely)')
     d.add_argument("--params", help="comma-separated parameter names (default: all symbols)")
-    d.add_argument("--lr", type=_positive_float("--lr"), help="learning rate for --loss (default: symbolic η)")
+    d.add_argument("--lr", type=_positive("--lr"), help="learning rate for --loss (default: symbolic η)")
     r = sub.add_parser("run", help="simulate GD, gradient flow, modified flow, central flow, midpoint")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--problem", help="a registered problem (see --list)")
     src.add_argument("--loss", help='a loss expression, e.g. "(x*y-1)**2/2" (parsed safely)')
     r.add_argument("--init", help="initial point for --loss, e.g. x=2.5,y=0.1 (every parameter)")
     r.add_argument("--params", help="comma-separated parameter names for --loss (default: all symbols)")
-    r.add_argument("--lr", type=_positive_float("--lr"), help="learning rate η (default: the problem's)")
-    r.add_argument("--steps", type=_positive_int("--steps"), help="number of GD steps (default: the problem's)")
+    r.add_argument("--lr", type=_positive("--lr"), help="learning rate η (default: the problem's)")
+    r.add_argument("--steps", type=_positive("--steps", int), help="number of GD steps (default: the problem's)")
     r.add_argument("--flows", default="gd,gf,mf,cf,midpoint", help="comma-separated processes")
-    r.add_argument("--mf-order", type=_positive_int("--mf-order"), default=1, help="modified-flow order")
-    r.add_argument("--cf-substeps", type=_positive_int("--cf-substeps"), default=4,
+    r.add_argument("--mf-order", type=_positive("--mf-order", int), default=1, help="modified-flow order")
+    r.add_argument("--cf-substeps", type=_positive("--cf-substeps", int), default=4,
                    help="central-flow Euler substeps per step")
-    r.add_argument("--k-max", type=_positive_int("--k-max"), default=4, help="most eigenvalues tracked")
-    r.add_argument("--rtol", type=_positive_float("--rtol"), default=1e-8, help="flow ODE relative tolerance")
-    r.add_argument("--atol", type=_positive_float("--atol"), default=1e-10, help="flow ODE absolute tolerance")
+    r.add_argument("--k-max", type=_positive("--k-max", int), default=4, help="most eigenvalues tracked")
+    r.add_argument("--rtol", type=_positive("--rtol"), default=1e-8, help="flow ODE relative tolerance")
+    r.add_argument("--atol", type=_positive("--atol"), default=1e-10, help="flow ODE absolute tolerance")
     r.add_argument("--float32", action="store_true", help="single precision (default: float64)")
     r.add_argument("--out", help="write results.h5 and summary.json to this new directory")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     r.add_argument("--list", action="store_true", help="list the registered problems and exit")
     return parser
-
-
-def _positive_int(name):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise UsageError(f"{name}: expected an integer, got {text!r}") from None
-        if value <= 0:
-            raise UsageError(f"{name}: must be > 0, got {text}")
-        return value
-    return parse
 
 
 def _cmd_derive(args) -> int:

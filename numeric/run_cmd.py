@@ -23,10 +23,11 @@ def _resolve_problem(args):
     name = args.problem or "zhu"
     if args.init:
         raise DeriveInputError("init: --init goes with --loss; registered problems have their own")
-    spec = REGISTRY.get(name)
-    problem = get_problem(name)
-    lr = args.lr if args.lr is not None else (spec.default_lr if spec else None)
-    steps = args.steps if args.steps is not None else (spec.default_steps if spec else None)
+    # known answers are evaluated at the learning rate actually used
+    problem = get_problem(name) if args.lr is None else get_problem(name, lr=args.lr)
+    spec = REGISTRY[name]
+    lr = args.lr if args.lr is not None else spec.default_lr
+    steps = args.steps if args.steps is not None else spec.default_steps
     return problem, lr, steps
 
 
