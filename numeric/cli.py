@@ -62,7 +62,57 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="write results.h5 and summary.json to this new directory")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     r.add_argument("--list", action="store_true", help="list the registered problems and exit")
+    _add_compare(sub)
     return parser
+
+
+def _csv(name, cast=str):
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            values = tuple(cast(t) for t in items)
+        except ValueError:
+            raise UsageError(f"{name}: expected comma-separated values, got {text!r}") from None
+        if not values:
+            raise UsageError(f"{name}: expected at least one value, got {text!r}")
+        return values
+    return parse
+
+
+def _add_compare(sub) -> None:
+    from .compare import DEFAULT as D
+
+    c = sub.add_parser("compare", help="the main job: GD vs gradient, modified and central flows on a network",
+                       description="Train a network by GD and run gradient flow, modified flow, central flow and "
+                                   "the GD midpoint from the same start; write results.h5, summary.json and "
+                                   "figures. No arguments: the default digits MLP at the edge of stability.")
+    c.add_argument("--data", default=D.data, help=f"digits, cifar10 or synthetic (default {D.data})")
+    c.add_argument("--data-dir", help="directory with CIFAR-10's python batches (for --data cifar10)")
+    c.add_argument("--n", type=_positive("--n", int), default=D.n, help=f"training examples (default {D.n})")
+    c.add_argument("--classes", type=_positive("--classes", int), default=D.classes,
+                   help=f"classes (default {D.classes}; 4 is the reference's CIFAR setting)")
+    c.add_argument("--model", default=D.model, help=f"mlp or cnn (default {D.model})")
+    c.add_argument("--widths", type=_csv("--widths", int), default=D.widths,
+                   help="MLP hidden widths (default " + ",".join(map(str, D.widths)) + ")")
+    c.add_argument("--activation", default=D.activation, help=f"tanh, gelu or relu (default {D.activation})")
+    c.add_argument("--loss-fn", default=D.loss, help=f"mse or ce (default {D.loss})")
+    c.add_argument("--lr", type=_positive("--lr"), default=D.lr, help=f"learning rate η (default {D.lr})")
+    c.add_argument("--steps", type=_positive("--steps", int), default=D.steps, help=f"GD steps (default {D.steps})")
+    c.add_argument("--flows", type=_csv("--flows"), default=D.flows,
+                   help="processes (default " + ",".join(D.flows) + ")")
+    c.add_argument("--seed", type=int, default=D.seed, help="initialisation seed (default 0)")
+    c.add_argument("--float64", action="store_true", help="double precision (default float32)")
+    c.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where JAX runs (default auto)")
+    c.add_argument("--k-max", type=_positive("--k-max", int), default=D.k_max, help="most eigenvalues tracked")
+    c.add_argument("--eig-every", type=_positive("--eig-every", int), default=D.eig_every,
+                   help="eigen-solve interval for gd/gf/mf/midpoint (the central flow solves every step)")
+    c.add_argument("--cf-substeps", type=_positive("--cf-substeps", int), default=D.cf_substeps,
+                   help="central-flow Euler substeps per step")
+    c.add_argument("--mf-order", type=_positive("--mf-order", int), default=D.mf_order, help="modified-flow order")
+    c.add_argument("--out", help="output directory (default: a new gdflows-runs/compare-<data>-<time>)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
 
 
 def _cmd_derive(args) -> int:
@@ -91,6 +141,28 @@ def _cmd_derive(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_compare(args) -> int:
+    import jax
+
+    if args.device == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+    elif args.device == "gpu":
+        try:
+            jax.devices("gpu")
+        except RuntimeError:
+            raise UsageError("--device: no GPU is visible to JAX (install jax[cuda12] or use --device cpu)") from None
+    jax.config.update("jax_enable_x64", bool(args.float64))
+    from .compare import CompareConfig, compare
+
+    cfg = CompareConfig(data=args.data, n=args.n, classes=args.classes, data_dir=args.data_dir, model=args.model,
+                        widths=args.widths, activation=args.activation, loss=args.loss_fn, lr=args.lr,
+                        steps=args.steps, flows=args.flows, seed=args.seed, float64=args.float64,
+                        k_max=args.k_max, eig_every=args.eig_every, cf_substeps=args.cf_substeps,
+                        mf_order=args.mf_order)
+    compare(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress, figures=not args.no_figures)
+    return 0
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -99,6 +171,8 @@ def main(argv=None) -> int:
         if args.command == "run":
             from .run_cmd import cmd_run
             return cmd_run(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
     except Exception as err:  # bad input, from argparse or from the library: one line, exit 2
         from derive.errors import DeriveInputError
         if not isinstance(err, (UsageError, DeriveInputError)):

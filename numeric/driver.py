@@ -27,9 +27,14 @@ class RunResult:
 
     Attributes:
         series: ``{process: {name: array of shape (steps + 1, ...)}}`` (NaN where not reached).
-        status: ``{process: "ok" | "diverged at step k: reason"}``.
+            ``w`` is kept only when ``keep_w`` (small problems); with GD in the run every process
+            also has ``distance_to_gd`` = ‖w − w_GD‖ and ``gd_offset`` = Uᵀ(w_GD − w) on its tracked
+            eigenvectors U, computed on the device step by step.
+        status: ``{process: "ok" | "diverged at step k: reason" | "skipped: reason"}``.
         notes: ``{process: [warnings]}`` (eigensolver or ODE solver trouble).
         wall_seconds: ``{process: seconds}`` including compilation.
+        compile_seconds: ``{process: seconds}`` spent compiling its scans.
+        compiles: ``{process: number of compiled scans}`` (one per distinct chunk length: ≤ 2).
     """
 
     problem: Problem
@@ -39,11 +44,21 @@ class RunResult:
     status: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     wall_seconds: dict = field(default_factory=dict)
+    compile_seconds: dict = field(default_factory=dict)
+    compiles: dict = field(default_factory=dict)
+
+
+KEEP_W_LIMIT = 20_000   # keep every process's full trajectory w in the result up to this many parameters
 
 
 def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settings: Settings | None = None,
-        chunk: int = 50, loss_bound: float | None = None, progress=None) -> RunResult:
+        chunk: int = 50, loss_bound: float | None = None, progress=None, sink=None, keep_w: bool | None = None,
+        stop_if_gd_diverges: bool = False) -> RunResult:
     """Run ``flows`` for ``steps`` steps of τ from ``problem.init``.
+
+    GD runs first; its trajectory is kept (in memory, or in a temporary memory-mapped file for
+    large problems) and streamed to the later processes' scans, which compute their distance to
+    GD on the device, so memory does not grow with steps × parameters per process.
 
     Args:
         problem: the loss and initial point.
@@ -55,6 +70,11 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
         loss_bound: a process whose loss exceeds this is stopped as diverged
             (default: 1e6 × (|L(w₀)| + 1)).
         progress: optional callable ``(process, steps_done, steps)``.
+        sink: optional object with ``start(shapes)`` (called once with ``{process: {series: shape}}``
+            before any step) and ``write(process, series, start_row)`` (called after every chunk):
+            e.g. an incremental results file.
+        keep_w: keep ``w`` series in the result (default: n ≤ ``KEEP_W_LIMIT``).
+        stop_if_gd_diverges: skip the other processes when GD diverges.
     """
     from derive.errors import DeriveInputError
 
@@ -67,72 +87,163 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
     if unknown or not flows:
         raise DeriveInputError(f"flows: unknown {unknown}; expected some of {list(PROCESS_NAMES)}")
     s = settings or Settings(eta=float(eta))
+    steps = int(steps)
     w0 = jnp.asarray(problem.init, dtype=jnp.result_type(float))
     bound = loss_bound if loss_bound is not None else 1e6 * (abs(float(problem.loss(w0))) + 1.0)
-    result = RunResult(problem, s, int(steps))
+    keep_w = problem.n <= KEEP_W_LIMIT if keep_w is None else bool(keep_w)
+    result = RunResult(problem, s, steps)
     order = ["gd"] + [f for f in flows if f != "gd"] if "gd" in flows else flows
-    for name in order:
-        t0 = time.perf_counter()
-        series, status, notes = _run_one(make_process(name, problem, s), w0, int(steps), chunk, bound, progress)
-        result.series[name], result.status[name], result.notes[name] = series, status, notes
-        result.wall_seconds[name] = time.perf_counter() - t0
-    if "gd" in result.series:
-        gd_w = result.series["gd"]["w"]
-        for ser in result.series.values():
-            ser["distance_to_gd"] = np.linalg.norm(ser["w"] - gd_w, axis=1)
+    procs = {name: make_process(name, problem, s) for name in order}
+    loggers = {name: _logger(proc, with_gd=("gd" in flows and name != "gd"), keep_w=keep_w or name == "gd")
+               for name, proc in procs.items()}
+    if sink is not None:
+        shapes = {name: {k: v.shape for k, v in jax.eval_shape(lambda w, p=p, f=f: f(p.init(w), w), w0).items()
+                         if k not in ("finite",) and (k != "w" or keep_w)}
+                  for (name, p), f in zip(procs.items(), loggers.values())}
+        sink.start(shapes)
+    reference = _Trajectory(steps + 1, w0) if "gd" in flows and len(flows) > 1 else None
+    try:
+        for name, proc in procs.items():
+            if stop_if_gd_diverges and result.status.get("gd", "ok") != "ok":
+                result.status[name], result.notes[name], result.wall_seconds[name] = "skipped: gd diverged", [], 0.0
+                result.series[name] = {}
+                continue
+            t0 = time.perf_counter()
+            one = _Runner(proc, loggers[name], steps, chunk, bound, progress, sink, keep_w,
+                          record=reference if name == "gd" else None,
+                          reference=reference if name != "gd" else None)
+            result.series[name], result.status[name], result.notes[name] = one.run(w0)
+            result.wall_seconds[name] = time.perf_counter() - t0
+            result.compile_seconds[name], result.compiles[name] = one.compile_seconds, one.compiles
+    finally:
+        if reference is not None:
+            reference.close()
     if "gd" not in flows:
         result.series.pop("gd", None)
     return result
 
 
-def _run_one(proc, w0, steps, chunk, bound, progress):
-    state = proc.init(w0)
-    observe = jax.jit(proc.observe)
-    first = jax.tree_util.tree_map(np.asarray, observe(state))
-
-    def body(st, _):
-        st = proc.step(st)
-        return st, proc.observe(st)
-
-    scan = jax.jit(lambda st, n: jax.lax.scan(body, st, None, length=n), static_argnums=1)
-    series = {k: np.full((steps + 1,) + np.shape(v), np.nan) for k, v in first.items()}
-    for k, v in first.items():
-        series[k][0] = v
-    status, notes, done = "ok", [], 0
-    if not _finite(first):
-        return series, "diverged at step 0: the initial point gives a non-finite value", notes
-    while done < steps:
-        n = min(chunk, steps - done)
-        state, logs = scan(state, n)
-        logs = jax.tree_util.tree_map(np.asarray, logs)
-        bad = _first_bad(logs, bound)
-        keep = n if bad is None else bad[0]
-        for k, v in logs.items():
-            series[k][done + 1:done + 1 + keep] = v[:keep]
-        if bad is not None:
-            status = f"diverged at step {done + keep + 1}: {bad[1]}"
-            break
-        done += n
-        if progress:
-            progress(proc.name, done, steps)
-    for flag, text in (("eig_converged", "eigensolver did not converge at {} step(s)"),
-                       ("solver_ok", "ODE solver failed (max_steps or step-size) at {} step(s)")):
-        if flag in series:
-            failures = int(np.sum(series[flag][1:] == 0))
-            if failures:
-                notes.append(text.format(failures))
-                warnings.warn(f"{proc.name}: " + text.format(failures), RuntimeWarning, stacklevel=3)
-    return series, status, notes
+def _logger(proc, with_gd: bool, keep_w: bool):
+    """``(state, w_gd) -> log``: the process's observation plus distances to GD and a finiteness flag."""
+    def log(state, w_gd):
+        out = dict(proc.observe(state))
+        w = out["w"]
+        out["finite"] = jnp.all(jnp.isfinite(w))
+        eig = state.eig
+        if with_gd:
+            d = w_gd - w
+            out["distance_to_gd"] = jnp.linalg.norm(d)
+            out["gd_offset"] = jnp.where(jnp.isnan(eig.vals), jnp.nan, eig.vecs.T @ d)
+        elif proc.name == "gd":
+            out["distance_to_gd"] = jnp.zeros((), w.dtype)
+            out["gd_offset"] = jnp.where(jnp.isnan(eig.vals), jnp.nan, 0.0).astype(w.dtype)
+        if not keep_w:
+            out.pop("w")
+        return out
+    return log
 
 
-def _finite(log) -> bool:
-    return bool(np.all(np.isfinite(log["w"])) and np.isfinite(log["loss"]))
+class _Trajectory:
+    """GD's iterates, row k = w_k: a NumPy array, or a temporary memory-mapped file when large."""
+
+    def __init__(self, rows: int, w0):
+        n, dtype = w0.shape[0], np.dtype(w0.dtype)
+        self._tmp = None
+        if rows * n * dtype.itemsize > 256 * 2**20:
+            import tempfile
+            self._tmp = tempfile.TemporaryDirectory(prefix="gdflows-gd-")
+            self.rows = np.lib.format.open_memmap(f"{self._tmp.name}/w.npy", mode="w+", dtype=dtype, shape=(rows, n))
+        else:
+            self.rows = np.zeros((rows, n), dtype)
+        self.rows[0] = np.asarray(w0)
+
+    def close(self):
+        if self._tmp is not None:
+            del self.rows
+            self._tmp.cleanup()
+
+
+class _Runner:
+    """One process: ahead-of-time compiled chunked scans, host checks and writes between chunks."""
+
+    def __init__(self, proc, log, steps, chunk, bound, progress, sink, keep_w, record, reference):
+        self.proc, self.log, self.steps, self.chunk, self.bound = proc, log, steps, chunk, bound
+        self.progress, self.sink, self.keep_w = progress, sink, keep_w
+        self.record, self.reference = record, reference
+        self.compile_seconds, self.compiles, self._compiled = 0.0, 0, {}
+
+    def _scan(self, state, xs):
+        key = xs.shape[0]
+        if key not in self._compiled:
+            def body(st, w_gd):
+                st = self.proc.step(st)
+                return st, self.log(st, w_gd)
+            t0 = time.perf_counter()
+            self._compiled[key] = jax.jit(lambda st, x: jax.lax.scan(body, st, x)).lower(state, xs).compile()
+            self.compile_seconds += time.perf_counter() - t0
+            self.compiles += 1
+        return self._compiled[key](state, xs)
+
+    def _gd_rows(self, start, n, w0):
+        if self.reference is None:
+            return jnp.zeros((n, 0), w0.dtype)
+        return jnp.asarray(self.reference.rows[start:start + n])
+
+    def run(self, w0):
+        proc, steps = self.proc, self.steps
+        state = proc.init(w0)
+        first = jax.tree_util.tree_map(np.asarray, jax.jit(self.log)(state, w0))
+        series = {k: np.full((steps + 1,) + np.shape(v), np.nan) for k, v in first.items()
+                  if k != "finite" and (k != "w" or self.keep_w)}
+        self._store(series, first, 0, 1)
+        status, notes, done = "ok", [], 0
+        if not (first["finite"] and np.isfinite(first["loss"])):
+            return self._finish(series, "diverged at step 0: the initial point gives a non-finite value", notes)
+        while done < steps:
+            n = min(self.chunk, steps - done)
+            state, logs = self._scan(state, self._gd_rows(done + 1, n, w0))
+            logs = jax.tree_util.tree_map(np.asarray, logs)
+            bad = _first_bad(logs, self.bound)
+            keep = n if bad is None else bad[0]
+            self._store(series, logs, done + 1, keep)
+            if bad is not None:
+                status = f"diverged at step {done + keep + 1}: {bad[1]}"
+                break
+            done += n
+            if self.progress:
+                self.progress(proc.name, done, steps)
+        return self._finish(series, status, notes)
+
+    def _store(self, series, logs, start, keep):
+        if keep == 0:
+            return
+        rows = {k: np.asarray(v)[:keep] if start else np.asarray(v)[None] for k, v in logs.items() if k != "finite"}
+        if self.record is not None:
+            self.record.rows[start:start + keep] = rows["w"]
+        if not self.keep_w:
+            rows.pop("w", None)
+        for k, v in rows.items():
+            series[k][start:start + keep] = v
+        if self.sink is not None:
+            self.sink.write(self.proc.name, rows, start)
+
+    def _finish(self, series, status, notes):
+        if not self.keep_w:
+            series.pop("w", None)
+        for flag, text in (("eig_converged", "eigensolver did not converge at {} step(s)"),
+                           ("solver_ok", "ODE solver failed (max_steps or step-size) at {} step(s)")):
+            if flag in series:
+                failures = int(np.sum(series[flag][1:] == 0))
+                if failures:
+                    notes.append(text.format(failures))
+                    warnings.warn(f"{self.proc.name}: " + text.format(failures), RuntimeWarning, stacklevel=4)
+        return series, status, notes
 
 
 def _first_bad(logs, bound):
     """(index, reason) of the first step with a non-finite state or a loss above ``bound``."""
-    w, loss = logs["w"], logs["loss"]
-    nonfinite = ~np.all(np.isfinite(w.reshape(len(w), -1)), axis=1) | ~np.isfinite(loss)
+    finite, loss = logs["finite"], logs["loss"]
+    nonfinite = ~finite.astype(bool) | ~np.isfinite(loss)
     above = np.isfinite(loss) & (loss > bound)
     idx = np.flatnonzero(nonfinite | above)
     if idx.size == 0:
@@ -141,25 +252,35 @@ def _first_bad(logs, bound):
     return i, ("non-finite parameters or loss" if nonfinite[i] else f"loss {loss[i]:.3g} above bound {bound:.3g}")
 
 
+def _last_finite(x):
+    idx = np.flatnonzero(np.isfinite(x))
+    return float(x[idx[-1]]) if idx.size else None
+
+
 def summarize(result: RunResult) -> dict:
     """The ``summary.json`` content: per process final/tail metrics (see the CLI docs)."""
     out = {"problem": result.problem.name, "lr": result.settings.eta, "steps": result.steps,
            "n_params": result.problem.n, "processes": list(result.series)}
     tail = max(1, result.steps // 10)
     for name, ser in result.series.items():
+        entry = {"status": result.status[name], "notes": result.notes[name],
+                 "wall_seconds": result.wall_seconds[name]}
+        out[name] = entry
+        if "loss" not in ser:
+            continue
         loss = ser["loss"]
         reached = np.flatnonzero(np.isfinite(loss))
         last = int(reached[-1]) if reached.size else 0
-        entry = {"status": result.status[name], "notes": result.notes[name],
-                 "steps_reached": last, "wall_seconds": result.wall_seconds[name],
-                 "final_loss": float(loss[last]),
-                 "mean_loss_tail": float(np.nanmean(loss[-tail:])) if np.isfinite(loss[-tail:]).any() else None,
-                 "final_sharpness": float(ser["eigs"][last][0]),
-                 "final_params": result.problem.named(ser["w"][last])}
+        entry.update(steps_reached=last, compile_seconds=result.compile_seconds.get(name),
+                     final_loss=float(loss[last]),
+                     mean_loss_tail=float(np.nanmean(loss[-tail:])) if np.isfinite(loss[-tail:]).any() else None,
+                     final_sharpness=_last_finite(ser["eigs"][:last + 1, 0]))
+        if "w" in ser:
+            entry["final_params"] = result.problem.named(ser["w"][last])
         if "distance_to_gd" in ser:
             entry["final_distance_to_gd"] = float(ser["distance_to_gd"][last])
+            entry["max_distance_to_gd"] = float(np.nanmax(ser["distance_to_gd"][:last + 1]))
         if name == "cf":
             entry["final_predicted_loss"] = float(ser["predicted_loss"][last])
             entry["final_sigma_trace"] = float(ser["sigma_trace"][last])
-        out[name] = entry
     return out

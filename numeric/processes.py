@@ -44,6 +44,8 @@ class Settings:
         k_max: capacity of the eigen tracker (largest number of tracked eigenvalues).
         eig_tol, eig_iters: LOBPCG relative tolerance and iteration cap.
         sdcp_tol, sdcp_iters: SDCP solver tolerance and iteration cap.
+        eig_every: gd, gf, mf and midpoint solve for eigenpairs every this many steps (their
+            ``eigs`` rows in between are NaN); the central flow needs them at every step.
     """
 
     eta: float
@@ -58,6 +60,7 @@ class Settings:
     eig_iters: int = 100
     sdcp_tol: float = 1e-9
     sdcp_iters: int = 2000
+    eig_every: int = 1
 
     @property
     def crit_value(self) -> float:
@@ -82,6 +85,7 @@ class FlowState(NamedTuple):
     w: jax.Array
     eig: curvature.EigTracker
     ok: jax.Array = jnp.asarray(True)   # the ODE solver succeeded so far
+    t: jax.Array = jnp.asarray(0, jnp.int32)   # steps taken
 
 
 # --------------------------------------------------------------------------- helpers
@@ -96,10 +100,17 @@ def _eig_update(problem: Problem, eig, w, s: Settings):
                                     max_iters=s.eig_iters, dense_hess=problem.hess)
 
 
-def _basic_log(problem: Problem, w, eig) -> dict:
+def _eig_update_every(problem: Problem, eig, w, s: Settings, t):
+    """The full solve at steps t ≡ 0 (mod ``eig_every``); the stale tracker otherwise."""
+    if s.eig_every == 1:
+        return _eig_update(problem, eig, w, s)
+    return jax.lax.cond(t % s.eig_every == 0, lambda e: _eig_update(problem, e, w, s), lambda e: e, eig)
+
+
+def _basic_log(problem: Problem, w, eig, fresh=True) -> dict:
     g = problem.grad(w)
-    return {"w": w, "loss": problem.loss(w), "grad_norm2": jnp.vdot(g, g), "eigs": eig.vals,
-            "eig_converged": eig.converged}
+    return {"w": w, "loss": problem.loss(w), "grad_norm2": jnp.vdot(g, g),
+            "eigs": jnp.where(fresh, eig.vals, jnp.nan), "eig_converged": eig.converged | ~fresh}
 
 
 def _flow_step(problem: Problem, rhs: Callable, s: Settings):
@@ -115,14 +126,14 @@ def _flow_step(problem: Problem, rhs: Callable, s: Settings):
                                   stepsize_controller=controller, max_steps=4096, throw=False)
         w = sol.ys[-1]
         ok = state.ok & (sol.result == diffrax.RESULTS.successful)
-        return FlowState(w, _eig_update(problem, state.eig, w, s), ok)
+        return FlowState(w, _eig_update_every(problem, state.eig, w, s, state.t + 1), ok, state.t + 1)
 
     return step
 
 
-def _flow_observe(problem: Problem):
+def _flow_observe(problem: Problem, s: Settings):
     def observe(state: FlowState):
-        log = _basic_log(problem, state.w, state.eig)
+        log = _basic_log(problem, state.w, state.eig, state.t % s.eig_every == 0)
         log["solver_ok"] = state.ok
         return log
     return observe
@@ -131,7 +142,7 @@ def _flow_observe(problem: Problem):
 def _flow_init(problem: Problem, s: Settings):
     def init(w0):
         w0 = jnp.asarray(w0)
-        return FlowState(w0, _eig_init(problem, w0, s), jnp.asarray(True))
+        return FlowState(w0, _eig_init(problem, w0, s), jnp.asarray(True), jnp.asarray(0, jnp.int32))
     return init
 
 
@@ -141,14 +152,14 @@ def gd(problem: Problem, s: Settings) -> Process:
     """Gradient descent w ← w − η∇L."""
     def step(state: FlowState):
         w = state.w - s.eta * problem.grad(state.w)
-        return FlowState(w, _eig_update(problem, state.eig, w, s), state.ok)
-    return Process("gd", _flow_init(problem, s), step, _flow_observe(problem))
+        return FlowState(w, _eig_update_every(problem, state.eig, w, s, state.t + 1), state.ok, state.t + 1)
+    return Process("gd", _flow_init(problem, s), step, _flow_observe(problem, s))
 
 
 def gradient_flow(problem: Problem, s: Settings) -> Process:
     """Gradient flow dw/dτ = −η∇L (diffrax Tsit5, PID error control)."""
     return Process("gf", _flow_init(problem, s), _flow_step(problem, lambda w: -s.eta * problem.grad(w), s),
-                   _flow_observe(problem))
+                   _flow_observe(problem, s))
 
 
 def modified_field_rhs(problem: Problem, s: Settings) -> Callable:
@@ -189,7 +200,7 @@ def _generated_field(field, params, order):
 def modified_flow(problem: Problem, s: Settings) -> Process:
     """Modified flow: gradient flow on the modified loss (or the modified field at higher order)."""
     return Process("mf", _flow_init(problem, s), _flow_step(problem, modified_field_rhs(problem, s), s),
-                   _flow_observe(problem))
+                   _flow_observe(problem, s))
 
 
 class MidpointState(NamedTuple):
@@ -197,6 +208,7 @@ class MidpointState(NamedTuple):
     cur: jax.Array
     mid: jax.Array
     eig: curvature.EigTracker
+    t: jax.Array
 
 
 def midpoint(problem: Problem, s: Settings) -> Process:
@@ -208,15 +220,16 @@ def midpoint(problem: Problem, s: Settings) -> Process:
         w0 = jnp.asarray(w0)
         w1 = gd_step(w0)
         mid = (w0 + 2 * w0 + w1) / 4
-        return MidpointState(w0, w1, mid, _eig_init(problem, mid, s))
+        return MidpointState(w0, w1, mid, _eig_init(problem, mid, s), jnp.asarray(0, jnp.int32))
 
     def step(state: MidpointState):
         nxt = gd_step(state.cur)
         mid = (state.prev + 2 * state.cur + nxt) / 4
-        return MidpointState(state.cur, nxt, mid, _eig_update(problem, state.eig, mid, s))
+        t = state.t + 1
+        return MidpointState(state.cur, nxt, mid, _eig_update_every(problem, state.eig, mid, s, t), t)
 
     def observe(state: MidpointState):
-        return _basic_log(problem, state.mid, state.eig)
+        return _basic_log(problem, state.mid, state.eig, state.t % s.eig_every == 0)
 
     return Process("midpoint", init, step, observe)
 
@@ -302,7 +315,7 @@ def central_flow(problem: Problem, s: Settings) -> Process:
     def observe(state: CentralState):
         trace = jnp.trace(state.X)
         log = _basic_log(problem, state.w, state.eig)
-        log.update(sigma_eigs=jnp.linalg.eigvalsh(state.X)[::-1], sigma_trace=trace,
+        log.update(sigma_eigs=jnp.linalg.eigvalsh(state.X)[::-1], sigma_diag=jnp.diag(state.X), sigma_trace=trace,
                    n_critical=state.n_critical,
                    predicted_loss=pred_loss(state.w, eta=s.eta, sigma2=trace),
                    predicted_grad_norm2=pred_grad(state.w, eta=s.eta, sigma2=trace))

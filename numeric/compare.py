@@ -1,0 +1,252 @@
+"""``gdflows compare``: GD, gradient flow, modified flow, central flow (and midpoint) on a network.
+
+The main job. With no arguments it trains the default digits MLP (:data:`DEFAULT`) at a learning
+rate where GD sharpens progressively and then reaches the edge of stability within the run, and
+writes to a new output directory:
+
+* ``results.h5`` — every series of every process, written chunk by chunk as the run goes (layout
+  in :mod:`numeric.results`); an interrupted run keeps what it had, unreached steps are NaN;
+* ``summary.json`` — per process ``final_loss``, ``final_distance_to_gd``, ``max_distance_to_gd``,
+  ``final_sharpness``, ``wall_seconds`` (…), for ``cf`` also ``predicted_loss_rel_err`` and
+  ``sharpness_max_rel_dev``, an ``eos`` block (onsets, GD's deviation from 2/η, MF vs GF before
+  the edge) and the ``acceptance`` checks;
+* ``loss.png``, ``sharpness.png``, ``distance.png``, ``variance.png`` (:mod:`numeric.figures`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+
+__all__ = ["CompareConfig", "DEFAULT", "build_problem", "compare", "eos_summary"]
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """One ``gdflows compare`` run. The defaults are the embedded default run.
+
+    Attributes:
+        data, n, classes, data_dir: the data set (``digits``, ``cifar10`` with ``data_dir``, ``synthetic``).
+        model, widths, activation, loss: the network and the loss (``mse`` or ``ce``).
+        lr, steps, flows: learning rate, GD steps, processes.
+        seed: initialisation seed (data subsets are deterministic).
+        float64: double precision (default float32; matmuls at full precision either way).
+        k_max, eig_tol, eig_every: eigen tracker capacity, LOBPCG tolerance, solve interval for
+            the non-central processes.
+        cf_substeps, mf_order, rtol, atol: central-flow substeps, modified-flow order, ODE tolerances.
+        chunk: steps per compiled scan (results are written after each chunk).
+    """
+
+    data: str = "digits"
+    n: int = 1000
+    classes: int = 10
+    data_dir: str | None = None
+    model: str = "mlp"
+    widths: tuple = (32, 32)
+    activation: str = "tanh"
+    loss: str = "mse"
+    lr: float = 0.32
+    steps: int = 300
+    flows: tuple = ("gd", "gf", "mf", "cf", "midpoint")
+    seed: int = 0
+    float64: bool = False
+    k_max: int = 3
+    eig_tol: float | None = None
+    eig_every: int = 1
+    cf_substeps: int = 4
+    mf_order: int = 1
+    rtol: float | None = None
+    atol: float | None = None
+    chunk: int = 25
+
+    @property
+    def name(self) -> str:
+        arch = "-".join(str(w) for w in self.widths) if self.model == "mlp" else "cnn"
+        return f"{self.data}-{self.model}-{arch}-{self.activation}-{self.loss}"
+
+
+DEFAULT = CompareConfig()
+
+
+def build_problem(cfg: CompareConfig):
+    """The :class:`~numeric.problem.Problem` of ``cfg``: data, model, loss, initial parameters."""
+    import jax
+
+    from .data import load_dataset
+    from .models import make_loss, make_model
+    from .problem import from_jax
+
+    kwargs = {"n": cfg.n, "classes": cfg.classes}
+    if cfg.data == "cifar10":
+        kwargs["data_dir"] = cfg.data_dir
+    elif cfg.data == "synthetic":
+        kwargs["seed"] = cfg.seed
+    ds = load_dataset(cfg.data, **kwargs)
+    model_kw = {"activation": cfg.activation}
+    if cfg.model == "mlp":
+        model_kw["widths"] = tuple(cfg.widths)
+    model = make_model(cfg.model, ds.dim, ds.Y.shape[1], **model_kw)
+    dtype = jax.numpy.float64 if cfg.float64 else jax.numpy.float32
+    params = model.init(jax.random.PRNGKey(cfg.seed), dtype)
+    X, Y = jax.numpy.asarray(ds.X, dtype), jax.numpy.asarray(ds.Y, dtype)
+    return from_jax(make_loss(model, X, Y, cfg.loss), params, name=cfg.name, dense_limit=0,
+                    description=f"{ds.description}; {cfg.model} {cfg.widths} {cfg.activation}; {cfg.loss}")
+
+
+def settings_for(cfg: CompareConfig):
+    """Numerical settings: float32 gets tolerances above its rounding floor."""
+    from .processes import Settings
+
+    single = not cfg.float64
+    return Settings(eta=cfg.lr, rtol=cfg.rtol or (1e-5 if single else 1e-8),
+                    atol=cfg.atol or (1e-7 if single else 1e-10), mf_order=cfg.mf_order,
+                    cf_substeps=cfg.cf_substeps, k_max=cfg.k_max, eig_tol=cfg.eig_tol or (1e-5 if single else 1e-7),
+                    eig_every=cfg.eig_every, sdcp_tol=1e-6 if single else 1e-9)
+
+
+class _ResultsSink:
+    """The driver's sink: ``results.h5`` created once the series' shapes are known, written per chunk."""
+
+    def __init__(self, path: Path, rows: int, attrs: dict):
+        self.path, self.rows, self.attrs, self.writer = path, rows, attrs, None
+
+    def start(self, shapes):
+        from .results import ResultsWriter
+        self.writer = ResultsWriter(self.path, shapes, self.rows, self.attrs)
+
+    def write(self, process, rows, start):
+        self.writer.write(process, rows, start)
+
+    def close(self, status=None):
+        if self.writer is not None:
+            self.writer.close(status)
+
+
+def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW) -> dict:
+    """Edge-of-stability metrics: onsets, GD's and CF's deviation from 2/η, CF's loss prediction, MF vs GF."""
+    out: dict = {"two_over_lr": 2.0 / eta, "window": window}
+    gd = series.get("gd", {})
+    if "eigs" not in gd:
+        return out
+    onset = metrics.eos_onset(gd["eigs"][:, 0], eta)
+    out["gd_onset"] = onset
+    out["gd_sharpness_peak"] = float(np.nanmax(gd["eigs"][:, 0]))
+    out["gd_sharpness_max_rel_dev"] = metrics.sharpness_max_rel_dev(gd["eigs"][:, 0], eta, onset)
+    cf = series.get("cf", {})
+    if "sigma_trace" in cf:
+        start = metrics.cf_onset(cf["sigma_trace"])
+        out["cf_onset"] = start
+        out["cf_sharpness_max_rel_dev"] = metrics.sharpness_max_rel_dev(cf["eigs"][:, 0], eta, start)
+        out["cf_predicted_loss_rel_err"] = metrics.predicted_loss_rel_err(cf["predicted_loss"], gd["loss"], onset,
+                                                                          window)
+    mf, gf = series.get("mf", {}), series.get("gf", {})
+    if onset and "distance_to_gd" in mf and "distance_to_gd" in gf:
+        before = slice(0, onset + 1)
+        out["mf_max_distance_before_eos"] = float(np.nanmax(mf["distance_to_gd"][before]))
+        out["gf_max_distance_before_eos"] = float(np.nanmax(gf["distance_to_gd"][before]))
+        out["mf_vs_gf_before_eos"] = out["mf_max_distance_before_eos"] / max(out["gf_max_distance_before_eos"], 1e-300)
+    return out
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="step", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+    last: dict = {}
+
+    def update(process, done, steps):
+        bar.set_description(process)
+        bar.update(done - last.get(process, 0))
+        last[process] = done
+    return bar, update
+
+
+def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, overwrite: bool = False,
+            progress: bool = True, figures: bool = True, echo=print) -> dict:
+    """Run ``cfg``, write results, summary and figures into ``out``; return the summary.
+
+    Raises:
+        DeriveInputError: bad configuration or output directory (before any computation), or GD
+            diverged (after writing what was computed).
+    """
+    from derive.errors import DeriveInputError
+
+    from .driver import run, summarize
+    from .results import prepare_output_dir, to_jsonable, write_summary
+
+    if not cfg.lr > 0:
+        raise DeriveInputError(f"--lr: must be > 0, got {cfg.lr}")
+    out = Path(out) if out is not None else default_out_dir(cfg)
+    problem = build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
+    out = prepare_output_dir(out, overwrite=overwrite)
+    settings = settings_for(cfg)
+    echo(f"gdflows compare: {problem.description}")
+    echo(f"  n_params = {problem.n}, lr = {cfg.lr} (2/η = {2 / cfg.lr:.4g}), steps = {cfg.steps}, "
+         f"flows = {','.join(cfg.flows)}, {'float64' if cfg.float64 else 'float32'}, output {out}")
+    attrs = {"problem": problem.name, "lr": cfg.lr, "steps": cfg.steps, "n_params": problem.n,
+             "config": to_jsonable(dataclasses.asdict(cfg)), "settings": to_jsonable(dataclasses.asdict(settings)),
+             "description": problem.description}
+    sink = _ResultsSink(out / "results.h5", cfg.steps + 1, attrs)
+    bar, update = _progress_bar(cfg.steps * len(cfg.flows), progress)
+    try:
+        result = run(problem, cfg.lr, cfg.steps, list(cfg.flows), settings=settings, chunk=cfg.chunk,
+                     progress=update, sink=sink, stop_if_gd_diverges=True)
+    except BaseException:
+        sink.close("interrupted")
+        raise
+    finally:
+        bar.close()
+    sink.close()
+    summary = summarize(result)
+    summary["config"] = dataclasses.asdict(cfg)
+    summary["eos"] = eos_summary(result.series, cfg.lr)
+    if "cf" in summary and "loss" in result.series.get("cf", {}):
+        summary["cf"]["predicted_loss_rel_err"] = summary["eos"].get("cf_predicted_loss_rel_err")
+        summary["cf"]["sharpness_max_rel_dev"] = summary["eos"].get("cf_sharpness_max_rel_dev")
+    checks = metrics.acceptance(summary)
+    summary["acceptance"] = [c._asdict() for c in checks]
+    write_summary(out / "summary.json", summary)
+    written = []
+    if figures:
+        from .figures import make_figures
+        from .results import read_results
+        written = make_figures(read_results(out / "results.h5"), out)
+    print_table(summary, echo)
+    for c in checks:
+        echo(c.line())
+    echo(f"wrote {out}/results.h5, summary.json" + "".join(f", {p.name}" for p in written))
+    gd_status = summary.get("gd", {}).get("status", "ok")
+    if gd_status != "ok":
+        raise DeriveInputError(f"--lr: gradient descent {gd_status} at lr = {cfg.lr}; try a smaller --lr "
+                               f"(results so far kept in {out})")
+    return summary
+
+
+def default_out_dir(cfg: CompareConfig) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("gdflows-runs") / f"compare-{cfg.data}-{stamp}"
+
+
+def print_table(summary: dict, echo=print) -> None:
+    """The end-of-run table: one row per process."""
+    echo(f"{'process':9s} {'final loss':>11s} {'sharpness':>10s} {'S·η/2':>7s} {'‖w − w_GD‖':>11s} "
+         f"{'max ‖w − w_GD‖':>14s} {'wall s':>7s}  status")
+    eta = summary["lr"]
+    for name in summary["processes"]:
+        e = summary[name]
+        if "final_loss" not in e:
+            echo(f"{name:9s} {'':>11s} {'':>10s} {'':>7s} {'':>11s} {'':>14s} {e['wall_seconds']:7.1f}  {e['status']}")
+            continue
+        s = e["final_sharpness"]
+        s_txt, r_txt = ("n/a", "") if s is None else (f"{s:10.4g}", f"{s * eta / 2:7.3f}")
+        echo(f"{name:9s} {e['final_loss']:11.5g} {s_txt:>10s} {r_txt:>7s} {e.get('final_distance_to_gd', 0):11.4g} "
+             f"{e.get('max_distance_to_gd', 0):14.4g} {e['wall_seconds']:7.1f}  {e['status']}")
+    cf = summary.get("cf", {})
+    if "final_predicted_loss" in cf:
+        echo(f"central flow: predicted loss {cf['final_predicted_loss']:.5g}, tr Σ = {cf['final_sigma_trace']:.4g}")

@@ -1,0 +1,121 @@
+"""Theory-against-simulation metrics computed from the series of a run (host side, NumPy).
+
+Conventions: series are indexed by step (row k = after k GD steps, NaN where not reached);
+``sharpness`` is the top Hessian eigenvalue; the edge of stability (EoS) is S ≥ 2/η.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["sliding_mean", "eos_onset", "cf_onset", "predicted_loss_rel_err", "sharpness_max_rel_dev",
+           "Criterion", "acceptance", "DEFAULT_WINDOW"]
+
+DEFAULT_WINDOW = 21   # steps; GD's EoS oscillation has period 2 plus slower catapults of ~10 steps
+
+
+def sliding_mean(x, window: int = DEFAULT_WINDOW) -> np.ndarray:
+    """Centred moving average along axis 0 over the finite entries in each window.
+
+    The window is truncated at the ends (so the result has the input's length); rows whose window
+    holds no finite value are NaN.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if window < 1:
+        raise ValueError(f"window: expected a positive integer, got {window!r}")
+    finite = np.isfinite(x)
+    vals = np.where(finite, x, 0.0)
+    c = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(vals, axis=0)])
+    cn = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(finite, axis=0)])
+    n = len(x)
+    half = window // 2
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + (window - half), 0, n)
+    total, count = c[hi] - c[lo], cn[hi] - cn[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def eos_onset(sharpness, eta: float, level: float = 1.0) -> int | None:
+    """First step at which ``sharpness ≥ level·2/η`` (None if never)."""
+    s = np.asarray(sharpness, dtype=np.float64)
+    idx = np.flatnonzero(np.isfinite(s) & (s >= level * 2.0 / eta))
+    return int(idx[0]) if idx.size else None
+
+
+def cf_onset(sigma_trace) -> int | None:
+    """First step at which the central flow is at the edge: its SDCP is active (tr Σ > 0).
+
+    Critical directions (S ≥ critical·2/η) only enter the SDCP; Σ stays 0, and the flow is gradient
+    flow, until S reaches 2/η, where Σ turns on and pins it.
+    """
+    tr = np.asarray(sigma_trace, dtype=np.float64)
+    idx = np.flatnonzero(np.isfinite(tr) & (tr > 0))
+    return int(idx[0]) if idx.size else None
+
+
+def predicted_loss_rel_err(predicted, gd_loss, start: int | None, window: int = DEFAULT_WINDOW) -> float | None:
+    """Mean over steps ≥ ``start`` of |predicted − ⟨GD loss⟩| / ⟨GD loss⟩, ⟨·⟩ the sliding mean."""
+    if start is None:
+        return None
+    avg = sliding_mean(gd_loss, window)
+    pred = np.asarray(predicted, dtype=np.float64)
+    rel = np.abs(pred - avg) / np.abs(avg)
+    rel = rel[start:]
+    rel = rel[np.isfinite(rel)]
+    return float(rel.mean()) if rel.size else None
+
+
+def sharpness_max_rel_dev(sharpness, eta: float, start: int | None) -> float | None:
+    """max |S/(2/η) − 1| over steps ≥ ``start`` (None if ``start`` is None or nothing is finite)."""
+    if start is None:
+        return None
+    s = np.asarray(sharpness, dtype=np.float64)[start:]
+    s = s[np.isfinite(s)]
+    return float(np.max(np.abs(s * eta / 2.0 - 1.0))) if s.size else None
+
+
+class Criterion(NamedTuple):
+    """One acceptance check: ``value`` compared with ``limit`` (``value ≤ limit`` passes)."""
+
+    name: str
+    value: float | None
+    limit: float
+    passed: bool
+
+    def line(self) -> str:
+        value = "n/a" if self.value is None else f"{self.value:.4g}"
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.name}: {value} (limit {self.limit:g})"
+
+
+def _check(name, value, limit) -> Criterion:
+    return Criterion(name, value, limit, value is not None and np.isfinite(value) and value <= limit)
+
+
+def acceptance(summary: dict) -> list[Criterion]:
+    """The edge-of-stability acceptance criteria, evaluated on a ``gdflows compare`` summary.
+
+    Needs the ``eos`` block that :func:`numeric.compare.eos_summary` adds and the gd/gf/mf/cf entries.
+    """
+    eos = summary.get("eos", {})
+    out = []
+    if eos.get("gd_onset") is None:
+        out.append(Criterion("GD sharpness reaches 2/η", None, 1.0, False))
+    else:
+        out.append(_check("GD sharpness within ±15% of 2/η after reaching it (max |S/(2/η) − 1|)",
+                          eos.get("gd_sharpness_max_rel_dev"), 0.15))
+    if "cf" in summary:
+        out.append(_check("central-flow sharpness within 1% of 2/η at the edge (max |S/(2/η) − 1|)",
+                          summary["cf"].get("sharpness_max_rel_dev"), 0.01))
+        out.append(_check("central flow predicted loss vs GD sliding average (mean rel. error)",
+                          summary["cf"].get("predicted_loss_rel_err"), 0.1))
+    if "cf" in summary and "gf" in summary:
+        gf = summary["gf"].get("final_distance_to_gd")
+        cf = summary["cf"].get("final_distance_to_gd")
+        ratio = cf / gf if gf and cf is not None else None
+        out.append(_check("final ‖w_GD − w_CF‖ / ‖w_GD − w_GF‖", ratio, 0.25))
+    if "mf" in summary and "gf" in summary and eos.get("mf_vs_gf_before_eos") is not None:
+        out.append(_check("before the edge: max ‖w_GD − w_MF‖ / max ‖w_GD − w_GF‖",
+                          eos["mf_vs_gf_before_eos"], 1.0 - 1e-12))
+    return out
