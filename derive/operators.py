@@ -61,7 +61,8 @@ class OperatorProgram:
         def loss_flat(x):
             return self.loss_fn(unravel(x))
 
-        grad_flat = jax.grad(loss_flat)
+        def grad_flat(x):   # the gradient of the pytree loss, then flattened (see numeric.problem.Problem)
+            return ravel_pytree(jax.grad(self.loss_fn)(unravel(x)))[0].astype(x.dtype)
         memo: dict = {}
 
         def derivative(dirs):

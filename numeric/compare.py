@@ -51,8 +51,8 @@ class CompareConfig:
     widths: tuple = (32, 32)
     activation: str = "tanh"
     loss: str = "mse"
-    lr: float = 0.32
-    steps: int = 300
+    lr: float = 0.335
+    steps: int = 400
     flows: tuple = ("gd", "gf", "mf", "cf", "midpoint")
     seed: int = 0
     float64: bool = False
@@ -177,11 +177,14 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
     """
     from derive.errors import DeriveInputError
 
-    from .driver import run, summarize
+    from .driver import check_flows, run, summarize
     from .results import prepare_output_dir, to_jsonable, write_summary
 
     if not cfg.lr > 0:
         raise DeriveInputError(f"--lr: must be > 0, got {cfg.lr}")
+    if not (isinstance(cfg.steps, int) and cfg.steps > 0):
+        raise DeriveInputError(f"--steps: must be a positive integer, got {cfg.steps!r}")
+    check_flows(cfg.flows)
     out = Path(out) if out is not None else default_out_dir(cfg)
     problem = build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
     out = prepare_output_dir(out, overwrite=overwrite)
@@ -196,7 +199,7 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
     bar, update = _progress_bar(cfg.steps * len(cfg.flows), progress)
     try:
         result = run(problem, cfg.lr, cfg.steps, list(cfg.flows), settings=settings, chunk=cfg.chunk,
-                     progress=update, sink=sink, stop_if_gd_diverges=True)
+                     progress=update, sink=sink, keep_w=False, stop_if_gd_diverges=True)
     except BaseException:
         sink.close("interrupted")
         raise

@@ -18,7 +18,7 @@ import numpy as np
 from .problem import Problem
 from .processes import PROCESS_NAMES, Settings, make_process
 
-__all__ = ["RunResult", "run", "summarize"]
+__all__ = ["RunResult", "check_flows", "run", "summarize"]
 
 
 @dataclass
@@ -82,10 +82,7 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
         raise DeriveInputError(f"lr: must be a positive number, got {eta!r}")
     if not (isinstance(steps, (int, np.integer)) and steps > 0):
         raise DeriveInputError(f"steps: must be a positive integer, got {steps!r}")
-    flows = list(dict.fromkeys(flows))
-    unknown = [f for f in flows if f not in PROCESS_NAMES]
-    if unknown or not flows:
-        raise DeriveInputError(f"flows: unknown {unknown}; expected some of {list(PROCESS_NAMES)}")
+    flows = check_flows(flows)
     s = settings or Settings(eta=float(eta))
     steps = int(steps)
     w0 = jnp.asarray(problem.init, dtype=jnp.result_type(float))
@@ -121,6 +118,17 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
     if "gd" not in flows:
         result.series.pop("gd", None)
     return result
+
+
+def check_flows(flows) -> list[str]:
+    """The process names, deduplicated in order; a one-line error naming ``flows`` if any is unknown."""
+    from derive.errors import DeriveInputError
+
+    flows = list(dict.fromkeys(flows))
+    unknown = [f for f in flows if f not in PROCESS_NAMES]
+    if unknown or not flows:
+        raise DeriveInputError(f"flows: unknown {unknown}; expected some of {list(PROCESS_NAMES)}")
+    return flows
 
 
 def _logger(proc, with_gd: bool, keep_w: bool):
@@ -272,6 +280,7 @@ def summarize(result: RunResult) -> dict:
         reached = np.flatnonzero(np.isfinite(loss))
         last = int(reached[-1]) if reached.size else 0
         entry.update(steps_reached=last, compile_seconds=result.compile_seconds.get(name),
+                     compiles=result.compiles.get(name),
                      final_loss=float(loss[last]),
                      mean_loss_tail=float(np.nanmean(loss[-tail:])) if np.isfinite(loss[-tail:]).any() else None,
                      final_sharpness=_last_finite(ser["eigs"][:last + 1, 0]))

@@ -29,6 +29,9 @@ class Problem:
         param_names: names of the coordinates (symbolic problems), else None.
         unravel: flat vector -> the user's pytree (identity for flat problems).
         sympy: ``(loss_expr, params, consts)`` for symbolic problems (used by ``derive``), else None.
+        loss_tree: the user's ``params -> scalar`` for autodiff problems, else None; the derived
+            operator programs differentiate it and flatten the results, which XLA compiles to faster
+            code than derivatives taken through the flattening.
         known: known answers for tests and reports (e.g. the exact 2-cycle).
         description: one line.
     """
@@ -41,6 +44,7 @@ class Problem:
     param_names: tuple[str, ...] | None = None
     unravel: Callable = field(default=lambda w: w)
     sympy: tuple | None = None
+    loss_tree: Callable | None = None
     known: dict = field(default_factory=dict)
     description: str = ""
 
@@ -110,7 +114,7 @@ def from_jax(loss_fn: Callable, init_params: Any, name: str = "jax", description
     loss = lambda w: loss_fn(unravel(w))  # noqa: E731
     n = flat.shape[0]
     return Problem(name=name, loss=loss, init=np.asarray(flat, dtype=np.float64), grad=jax.grad(loss),
-                   hess=jax.hessian(loss) if n <= dense_limit else None, unravel=unravel,
+                   hess=jax.hessian(loss) if n <= dense_limit else None, unravel=unravel, loss_tree=loss_fn,
                    known=dict(known or {}), description=description)
 
 

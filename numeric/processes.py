@@ -46,6 +46,8 @@ class Settings:
         sdcp_tol, sdcp_iters: SDCP solver tolerance and iteration cap.
         eig_every: gd, gf, mf and midpoint solve for eigenpairs every this many steps (their
             ``eigs`` rows in between are NaN); the central flow needs them at every step.
+        log_eig_tol: LOBPCG tolerance for those processes, which only log eigenpairs (a relative
+            residual r gives eigenvalues to about r²·S/gap); the central flow uses ``eig_tol``.
     """
 
     eta: float
@@ -61,6 +63,7 @@ class Settings:
     sdcp_tol: float = 1e-9
     sdcp_iters: int = 2000
     eig_every: int = 1
+    log_eig_tol: float = 1e-3
 
     @property
     def crit_value(self) -> float:
@@ -86,6 +89,7 @@ class FlowState(NamedTuple):
     eig: curvature.EigTracker
     ok: jax.Array = jnp.asarray(True)   # the ODE solver succeeded so far
     t: jax.Array = jnp.asarray(0, jnp.int32)   # steps taken
+    ode_steps: jax.Array = jnp.asarray(0, jnp.int32)   # accepted ODE solver steps in the last unit of τ
 
 
 # --------------------------------------------------------------------------- helpers
@@ -95,16 +99,17 @@ def _eig_init(problem: Problem, w, s: Settings):
                                   dense=problem.hess)
 
 
-def _eig_update(problem: Problem, eig, w, s: Settings):
-    return curvature.tracker_update(eig, problem.loss, w, threshold=s.track_value, tol=s.eig_tol,
+def _eig_update(problem: Problem, eig, w, s: Settings, tol=None):
+    return curvature.tracker_update(eig, problem.loss, w, threshold=s.track_value, tol=tol or s.eig_tol,
                                     max_iters=s.eig_iters, dense_hess=problem.hess)
 
 
 def _eig_update_every(problem: Problem, eig, w, s: Settings, t):
     """The full solve at steps t ≡ 0 (mod ``eig_every``); the stale tracker otherwise."""
+    tol = max(s.eig_tol, s.log_eig_tol)
     if s.eig_every == 1:
-        return _eig_update(problem, eig, w, s)
-    return jax.lax.cond(t % s.eig_every == 0, lambda e: _eig_update(problem, e, w, s), lambda e: e, eig)
+        return _eig_update(problem, eig, w, s, tol)
+    return jax.lax.cond(t % s.eig_every == 0, lambda e: _eig_update(problem, e, w, s, tol), lambda e: e, eig)
 
 
 def _basic_log(problem: Problem, w, eig, fresh=True) -> dict:
@@ -126,7 +131,8 @@ def _flow_step(problem: Problem, rhs: Callable, s: Settings):
                                   stepsize_controller=controller, max_steps=4096, throw=False)
         w = sol.ys[-1]
         ok = state.ok & (sol.result == diffrax.RESULTS.successful)
-        return FlowState(w, _eig_update_every(problem, state.eig, w, s, state.t + 1), ok, state.t + 1)
+        return FlowState(w, _eig_update_every(problem, state.eig, w, s, state.t + 1), ok, state.t + 1,
+                         jnp.asarray(sol.stats["num_accepted_steps"], jnp.int32))
 
     return step
 
@@ -135,6 +141,7 @@ def _flow_observe(problem: Problem, s: Settings):
     def observe(state: FlowState):
         log = _basic_log(problem, state.w, state.eig, state.t % s.eig_every == 0)
         log["solver_ok"] = state.ok
+        log["ode_steps"] = state.ode_steps
         return log
     return observe
 
@@ -142,8 +149,28 @@ def _flow_observe(problem: Problem, s: Settings):
 def _flow_init(problem: Problem, s: Settings):
     def init(w0):
         w0 = jnp.asarray(w0)
-        return FlowState(w0, _eig_init(problem, w0, s), jnp.asarray(True), jnp.asarray(0, jnp.int32))
+        zero = jnp.asarray(0, jnp.int32)
+        return FlowState(w0, _eig_init(problem, w0, s), jnp.asarray(True), zero, zero)
     return init
+
+
+def _program(problem: Problem, exprs, name: str) -> Callable:
+    """``derive.compile_operator`` on flat w: on the user's pytree loss when there is one (fast gradients)."""
+    import derive
+    from jax.flatten_util import ravel_pytree
+
+    if problem.loss_tree is None:
+        return derive.compile_operator(exprs, problem.loss, name=name)
+    prog = derive.compile_operator(exprs, problem.loss_tree, name=name)
+
+    def flat(r):   # scalars stay, vectors come back as the user's pytree
+        return r if isinstance(r, jax.Array) and r.ndim == 0 else ravel_pytree(r)[0]
+
+    def call(w, **inputs):
+        inputs = {k: problem.unravel(v) if jnp.ndim(v) == 1 else v for k, v in inputs.items()}
+        out = prog(problem.unravel(w), **inputs)
+        return [flat(r) for r in out] if isinstance(out, list) else flat(out)
+    return call
 
 
 # --------------------------------------------------------------------------- processes
@@ -152,7 +179,8 @@ def gd(problem: Problem, s: Settings) -> Process:
     """Gradient descent w ← w − η∇L."""
     def step(state: FlowState):
         w = state.w - s.eta * problem.grad(state.w)
-        return FlowState(w, _eig_update_every(problem, state.eig, w, s, state.t + 1), state.ok, state.t + 1)
+        return FlowState(w, _eig_update_every(problem, state.eig, w, s, state.t + 1), state.ok, state.t + 1,
+                         state.ode_steps)
     return Process("gd", _flow_init(problem, s), step, _flow_observe(problem, s))
 
 
@@ -180,7 +208,7 @@ def modified_field_rhs(problem: Problem, s: Settings) -> Callable:
             field = derive.modified_vector_field(s.mf_order).on(loss, params)
         fn = _generated_field(field, params, s.mf_order)   # η stays an argument: one kernel for all η
         return lambda w: s.eta * fn(w, eta=s.eta)
-    prog = derive.modified_vector_field(s.mf_order).compile(problem.loss)
+    prog = _program(problem, derive.modified_vector_field(s.mf_order).expr, f"modified field, order {s.mf_order}")
     return lambda w: s.eta * prog(w, eta=s.eta)
 
 
@@ -251,11 +279,10 @@ def _central_programs(problem: Problem, s: Settings, K: int):
     for c in range(1, K + 1):
         m = derive.central_flow_multi(c)
         v0, basis = m.velocity_basis
-        progs.append(derive.compile_operator(list(m.A) + list(m.B) + [v0, *basis], problem.loss,
-                                             name=f"central flow, k = {c}"))
+        progs.append(_program(problem, list(m.A) + list(m.B) + [v0, *basis], f"central flow, k = {c}"))
     predicted = derive.central_flow()
-    pred_loss = derive.compile_operator(predicted.predicted_loss.expr, problem.loss, name="predicted loss")
-    pred_grad = derive.compile_operator(predicted.predicted_grad_norm2.expr, problem.loss, name="predicted ‖∇L‖²")
+    pred_loss = _program(problem, predicted.predicted_loss.expr, "predicted loss")
+    pred_grad = _program(problem, predicted.predicted_grad_norm2.expr, "predicted ‖∇L‖²")
     return progs, pred_loss, pred_grad
 
 

@@ -1,0 +1,148 @@
+"""Speed of the main job: `gdflows compare` defaults, central-flow cost per unit time, the reference's workload.
+
+Three measurements, each printed as times and ratios taken in one run (machines are shared and noisy):
+
+* ``default``: ``gdflows compare`` with its embedded defaults; wall time in total and per process
+  (compile and run separately), number of compiled scans per process (1–2: no retracing per step).
+  Target: ≤ 3 minutes on a 2-core CPU.
+* ``cf-unit``: on the default problem, advance the central flow until exactly one eigenvalue is
+  critical and Σ is active, then time one unit of central-flow time (its 4 substeps, the eigen
+  solve and the log) against one GD step: the bare update w ← w − η∇L, and GD as `compare` runs it
+  (with its sharpness tracking). Target: ≤ 10× one GD step.
+* ``minimal``: the reference implementation's ``minimal.py`` workload: MLP 3072-256-256-4 (GELU,
+  853,508 parameters), n = 1000 synthetic CIFAR-shaped examples in 4 classes, 400 steps of GD,
+  central flow and gradient flow, 3 eigenvalues. Target: ≤ 20 minutes on a 2-core CPU; per-process
+  breakdown printed. ``--steps`` shortens it (then the total is also extrapolated to 400 steps).
+
+Usage: python benchmarks/bench_compare.py {default,cf-unit,minimal} [--steps N] [--out DIR] [--device cpu|gpu]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MINIMAL_LR = 1.0   # synthetic data: sharpness starts near 1.4 and sharpens past 2/η = 2 within the run
+
+
+def _breakdown(summary: dict, steps: int) -> None:
+    print(f"{'process':9s} {'wall s':>8s} {'compile s':>10s} {'run s':>8s} {'s/step':>8s} {'scans':>6s}  status")
+    for name in summary["processes"]:
+        e = summary[name]
+        comp = e.get("compile_seconds") or 0.0
+        run_s = e["wall_seconds"] - comp
+        print(f"{name:9s} {e['wall_seconds']:8.1f} {comp:10.1f} {run_s:8.1f} {run_s / steps:8.3f} "
+              f"{e.get('compiles', '?'):>6}  {e['status']}")
+
+
+def bench_default(args) -> None:
+    from numeric.compare import DEFAULT, compare
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="bench-default-")) / "run"
+    t0 = time.perf_counter()
+    summary = compare(DEFAULT, out, overwrite=True, progress=False, echo=lambda *a: None)
+    total = time.perf_counter() - t0
+    print(f"gdflows compare (defaults: {DEFAULT.name}, {DEFAULT.steps} steps, n_params {summary['n_params']}): "
+          f"{total:.1f} s in total (target ≤ 180 s)")
+    _breakdown(summary, DEFAULT.steps)
+    for c in summary["acceptance"]:
+        print(("PASS " if c["passed"] else "FAIL ") + f"{c['name']}: {c['value']}")
+
+
+def _time_scan(step, state, n):
+    import jax
+
+    scan = jax.jit(lambda st: jax.lax.scan(lambda s, _: (step(s), None), st, None, length=n)[0])
+    compiled = scan.lower(state).compile()
+    jax.block_until_ready(compiled(state))
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        out = jax.block_until_ready(compiled(state))
+        best = min(best, (time.perf_counter() - t) / n)
+    return best, out
+
+
+def bench_cf_unit(args) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    from numeric.compare import DEFAULT, build_problem, settings_for
+    from numeric.processes import make_process
+
+    cfg = DEFAULT
+    problem, s = build_problem(cfg), settings_for(cfg)
+    w0 = jnp.asarray(problem.init, jnp.float32)
+    cf = make_process("cf", problem, s)
+    step = jax.jit(cf.step)
+    state = cf.init(w0)
+    for k in range(cfg.steps):  # noqa: B007   to the edge: one critical direction, Σ active
+        state = step(state)
+        if int(state.n_critical) == 1 and float(jnp.trace(state.X)) > 0:
+            break
+    else:
+        raise SystemExit("cf-unit: the central flow never reached the edge with one critical direction")
+    n = 20
+    t_cf, end = _time_scan(cf.step, state, n)
+    assert int(end.n_critical) == 1, "more than one critical direction during the timing"
+    gd = make_process("gd", problem, s)
+    t_gd_tracked, _ = _time_scan(gd.step, gd.init(state.w), n)
+    bare = lambda w: w - s.eta * problem.grad(w)  # noqa: E731
+    t_bare, _ = _time_scan(bare, state.w, n)
+    print(f"default problem ({cfg.name}, n_params {problem.n}), central flow at the edge from step {k + 1}, "
+          f"one critical eigenvalue, {s.cf_substeps} substeps per unit, k_max {s.k_max}")
+    print(f"  one unit of central-flow time: {t_cf * 1e3:8.2f} ms")
+    print(f"  one GD step with sharpness tracking (as compare runs it): {t_gd_tracked * 1e3:8.2f} ms  "
+          f"→ ratio {t_cf / t_gd_tracked:.2f} (target ≤ 10)")
+    print(f"  one bare GD step w ← w − η∇L: {t_bare * 1e3:8.3f} ms  → ratio {t_cf / t_bare:.1f}")
+
+
+def bench_minimal(args) -> None:
+    from numeric.compare import CompareConfig, compare
+
+    cfg = CompareConfig(data="synthetic", n=1000, classes=4, model="mlp", widths=(256, 256), activation="gelu",
+                        loss="mse", lr=args.lr or MINIMAL_LR, steps=args.steps or 400, flows=("gd", "cf", "gf"),
+                        k_max=3, eig_every=args.eig_every, eig_tol=args.eig_tol, chunk=args.chunk)
+    out = Path(args.out or tempfile.mkdtemp(prefix="bench-minimal-")) / "run"
+    t0 = time.perf_counter()
+    summary = compare(cfg, out, overwrite=True, progress=not args.no_progress, figures=True,
+                      echo=lambda *a: None)
+    total = time.perf_counter() - t0
+    print(f"minimal.py workload: MLP 3072-256-256-4 gelu, n_params {summary['n_params']}, synthetic n = {cfg.n}, "
+          f"{cfg.steps} steps of {','.join(cfg.flows)}, k_max {cfg.k_max}, lr {cfg.lr}, eig_every {cfg.eig_every}, "
+          f"eig_tol {cfg.eig_tol or 'default'}")
+    print(f"total {total:.1f} s = {total / 60:.2f} min (target ≤ 20 min for 400 steps)")
+    if cfg.steps != 400:
+        run = sum(summary[p]["wall_seconds"] - (summary[p].get("compile_seconds") or 0) for p in cfg.flows)
+        print(f"  extrapolated to 400 steps: {(total - run + run * 400 / cfg.steps) / 60:.2f} min")
+    _breakdown(summary, cfg.steps)
+    eos = summary["eos"]
+    print(f"GD onset {eos.get('gd_onset')}, GD peak S·η/2 {eos.get('gd_sharpness_peak', 0) * cfg.lr / 2:.3f}, "
+          f"CF onset {eos.get('cf_onset')}; output {out}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("default", "cf-unit", "minimal"))
+    parser.add_argument("--steps", type=int, help="minimal: steps (default 400)")
+    parser.add_argument("--lr", type=float, help=f"minimal: learning rate (default {MINIMAL_LR})")
+    parser.add_argument("--eig-every", type=int, default=1, help="minimal: eigen-solve interval for gd and gf")
+    parser.add_argument("--eig-tol", type=float, help="minimal: central-flow LOBPCG tolerance (default: compare's)")
+    parser.add_argument("--chunk", type=int, default=25, help="steps per compiled scan")
+    parser.add_argument("--out", help="keep the run's output here")
+    parser.add_argument("--device", choices=("cpu", "gpu"), help="force a JAX platform")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.device:
+        import jax
+        jax.config.update("jax_platforms", "cpu" if args.device == "cpu" else "cuda")
+    {"default": bench_default, "cf-unit": bench_cf_unit, "minimal": bench_minimal}[args.what](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
