@@ -391,7 +391,7 @@ def read_results(path: str | os.PathLike) -> Results:
     """
     import h5py
 
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r", locking=False) as f:   # readable while a run is still writing it
         attrs = _read_attrs(f.attrs)
         if attrs.get("format") != FORMAT:
             raise ValueError(f"path: {os.fspath(path)!r} is not a {FORMAT} file")

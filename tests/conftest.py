@@ -36,3 +36,20 @@ def x64():
 def no_x64():
     """Single precision for the test, restored afterwards."""
     yield from _jax_x64(False)
+
+
+@pytest.fixture(scope="session")
+def default_compare_run(tmp_path_factory):
+    """The main job with its embedded defaults (``gdflows compare``), run once per test session.
+
+    Returns ``(output directory, completed process)``; used by the acceptance test and notebook 03.
+    """
+    import pathlib
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("compare") / "default"
+    root = pathlib.Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "numeric.cli", "compare", "--out", str(out), "--no-progress"],
+                       capture_output=True, text=True, cwd=root, timeout=1200)
+    return out, r

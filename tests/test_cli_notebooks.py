@@ -62,18 +62,28 @@ def test_derive_does_not_import_jax_and_numeric_does_not_import_sympy():
         assert "import numeric" not in path.read_text() and "from numeric" not in path.read_text(), path
 
 
-@pytest.mark.parametrize("name", ["01_derivations", "02_small_problems", "03_edge_of_stability"])
-def test_notebook_executes(name, tmp_path):
+def run_notebook(name, cwd, **env):
     jupytext = pytest.importorskip("jupytext")
     path = ROOT / "notebooks" / f"{name}.py"
     nb = jupytext.read(path)
     assert sum(c.cell_type == "markdown" for c in nb.cells) >= 3
-    # Reduced sizes (GDFLOWS_NOTEBOOK_QUICK); PYTHONPATH so the script imports this checkout's packages.
-    env = {**os.environ, "GDFLOWS_NOTEBOOK_QUICK": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                       env=env)
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("name", ["01_derivations", "02_small_problems"])
+def test_notebook_executes(name, tmp_path):
+    r = run_notebook(name, tmp_path, GDFLOWS_NOTEBOOK_QUICK="1")   # reduced sizes
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_edge_of_stability_notebook_on_the_default_run(default_compare_run, tmp_path):
+    out, run = default_compare_run
+    assert run.returncode == 0, run.stderr[-2000:]
+    r = run_notebook("03_edge_of_stability", tmp_path, GDFLOWS_RESULTS=str(out / "results.h5"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert len(list(tmp_path.glob("*.png"))) >= 5
 
 
 def test_derive_exits_nonzero_when_a_check_fails(monkeypatch, capsys):

@@ -13,6 +13,6 @@ def quickstart_lines():
 
 def test_quickstart_has_two_commands_and_ci_runs_the_test_one():
     main_job, tests = quickstart_lines()
-    assert "gdflows derive" in main_job and "pytest" in tests
+    assert main_job.endswith("gdflows compare") and "pytest" in tests
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci
