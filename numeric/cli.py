@@ -86,6 +86,7 @@ def _add_compare(sub) -> None:
                        description="Train a network by GD and run gradient flow, modified flow, central flow and "
                                    "the GD midpoint from the same start; write results.h5, summary.json and "
                                    "figures. No arguments: the default digits MLP at the edge of stability.")
+    c.add_argument("--problem", help="a registered toy problem instead of a network (see gdflows run --list)")
     c.add_argument("--data", default=D.data, help=f"digits, cifar10 or synthetic (default {D.data})")
     c.add_argument("--data-dir", help="directory with CIFAR-10's python batches (for --data cifar10)")
     c.add_argument("--n", type=_positive("--n", int), default=D.n, help=f"training examples (default {D.n})")
@@ -96,8 +97,8 @@ def _add_compare(sub) -> None:
                    help="MLP hidden widths (default " + ",".join(map(str, D.widths)) + ")")
     c.add_argument("--activation", default=D.activation, help=f"tanh, gelu or relu (default {D.activation})")
     c.add_argument("--loss-fn", default=D.loss, help=f"mse or ce (default {D.loss})")
-    c.add_argument("--lr", type=_positive("--lr"), default=D.lr, help=f"learning rate η (default {D.lr})")
-    c.add_argument("--steps", type=_positive("--steps", int), default=D.steps, help=f"GD steps (default {D.steps})")
+    c.add_argument("--lr", type=_positive("--lr"), help=f"learning rate η (default {D.lr}, or the problem's)")
+    c.add_argument("--steps", type=_positive("--steps", int), help=f"GD steps (default {D.steps}, or the problem's)")
     c.add_argument("--flows", type=_csv("--flows"), default=D.flows,
                    help="processes (default " + ",".join(D.flows) + ")")
     c.add_argument("--seed", type=int, default=D.seed, help="initialisation seed (default 0)")
@@ -151,14 +152,16 @@ def _cmd_compare(args) -> int:
             jax.devices("gpu")
         except RuntimeError:
             raise UsageError("--device: no GPU is visible to JAX (install jax[cuda12] or use --device cpu)") from None
-    jax.config.update("jax_enable_x64", bool(args.float64))
-    from .compare import CompareConfig, compare
+    jax.config.update("jax_enable_x64", bool(args.float64 or args.problem))   # toy problems: float64
+    from .compare import CompareConfig, compare, for_problem
 
-    cfg = CompareConfig(data=args.data, n=args.n, classes=args.classes, data_dir=args.data_dir, model=args.model,
-                        widths=args.widths, activation=args.activation, loss=args.loss_fn, lr=args.lr,
-                        steps=args.steps, flows=args.flows, seed=args.seed, float64=args.float64,
+    cfg = CompareConfig(problem=args.problem, data=args.data, n=args.n, classes=args.classes,
+                        data_dir=args.data_dir, model=args.model,
+                        widths=args.widths, activation=args.activation, loss=args.loss_fn,
+                        flows=args.flows, seed=args.seed, float64=args.float64,
                         k_max=args.k_max, eig_every=args.eig_every, cf_substeps=args.cf_substeps,
                         mf_order=args.mf_order)
+    cfg = for_problem(cfg, args.lr, args.steps)
     compare(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress, figures=not args.no_figures)
     return 0
 

@@ -32,6 +32,8 @@ class CompareConfig:
     """One ``gdflows compare`` run. The defaults are the embedded default run.
 
     Attributes:
+        problem: a registered toy problem (``gdflows run --list``) instead of a network; its
+            learning rate and steps are used unless ``lr``/``steps`` are given.
         data, n, classes, data_dir: the data set (``digits``, ``cifar10`` with ``data_dir``, ``synthetic``).
         model, widths, activation, loss: the network and the loss (``mse`` or ``ce``).
         lr, steps, flows: learning rate, GD steps, processes.
@@ -43,6 +45,7 @@ class CompareConfig:
         chunk: steps per compiled scan (results are written after each chunk).
     """
 
+    problem: str | None = None
     data: str = "digits"
     n: int = 1000
     classes: int = 10
@@ -67,6 +70,8 @@ class CompareConfig:
 
     @property
     def name(self) -> str:
+        if self.problem:
+            return self.problem
         arch = "-".join(str(w) for w in self.widths) if self.model == "mlp" else "cnn"
         return f"{self.data}-{self.model}-{arch}-{self.activation}-{self.loss}"
 
@@ -82,6 +87,9 @@ def build_problem(cfg: CompareConfig):
     from .models import make_loss, make_model
     from .problem import from_jax
 
+    if cfg.problem is not None:
+        from .problems import get_problem
+        return get_problem(cfg.problem, lr=cfg.lr)
     kwargs = {"n": cfg.n, "classes": cfg.classes}
     if cfg.data == "cifar10":
         kwargs["data_dir"] = cfg.data_dir
@@ -221,6 +229,7 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
         from .results import read_results
         written = make_figures(read_results(out / "results.h5"), out)
     print_table(summary, echo)
+    echo("edge-of-stability checks (the acceptance criteria of the default run):")
     for c in checks:
         echo(c.line())
     echo(f"wrote {out}/results.h5, summary.json" + "".join(f", {p.name}" for p in written))
@@ -233,7 +242,19 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
 
 def default_out_dir(cfg: CompareConfig) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("gdflows-runs") / f"compare-{cfg.data}-{stamp}"
+    return Path("gdflows-runs") / f"compare-{cfg.problem or cfg.data}-{stamp}"
+
+
+def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> CompareConfig:
+    """``cfg`` with the learning rate and steps resolved: given values, else the problem's or the defaults."""
+    if cfg.problem is not None:
+        from .problems import REGISTRY
+        if cfg.problem not in REGISTRY:
+            from derive.errors import DeriveInputError
+            raise DeriveInputError(f"--problem: unknown {cfg.problem!r}; expected one of {sorted(REGISTRY)}")
+        spec = REGISTRY[cfg.problem]
+        return dataclasses.replace(cfg, lr=lr or spec.default_lr, steps=steps or spec.default_steps, float64=True)
+    return dataclasses.replace(cfg, lr=lr or DEFAULT.lr, steps=steps or DEFAULT.steps)
 
 
 def print_table(summary: dict, echo=print) -> None:

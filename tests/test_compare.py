@@ -207,6 +207,7 @@ BAD_INPUT = [
     (["--widths", "8,a"], ["--widths", "'8,a'"]),
     (["--n", "25"], ["n", "multiple of classes"]),
     (["--device", "tpu"], ["--device", "tpu"]),
+    (["--problem", "nosuch"], ["--problem", "'nosuch'"]),
 ]
 
 
@@ -308,3 +309,17 @@ def test_device_gpu_without_a_gpu_is_one_line_exit_2(cli, tmp_path):
     line = one_error_line(err)
     assert "--device" in line and "GPU" in line, line
     assert not out.exists()
+
+
+def test_a_registered_toy_problem_runs_through_compare(cli, tmp_path):
+    """--problem normal_form: the central flow's Σ is the exact 2-cycle's σ² = 2(z* − z_e)."""
+    out = tmp_path / "nf"
+    code, stdout, err = cli("--problem", "normal_form", "--lr", "0.8", "--steps", "300", "--flows", "gd,cf",
+                            "--no-progress", "--no-figures", "--out", str(out))
+    assert code == 0, stdout + err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["problem"] == "normal_form" and summary["lr"] == 0.8 and summary["steps"] == 300
+    from numeric.problems import get_problem
+    known = get_problem("normal_form", lr=0.8).known
+    assert summary["cf"]["final_sigma_trace"] == pytest.approx(known["sigma2"], rel=1e-6)
+    assert summary["cf"]["final_sharpness"] == pytest.approx(2 / 0.8, rel=1e-6)
