@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Problem", "from_sympy", "from_jax"]
+__all__ = ["Problem", "from_sympy", "from_jax", "ravel_columns"]
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,6 @@ class Problem:
         param_names: names of the coordinates (symbolic problems), else None.
         unravel: flat vector -> the user's pytree (identity for flat problems).
         sympy: ``(loss_expr, params, consts)`` for symbolic problems (used by ``derive``), else None.
-        loss_tree: the user's ``params -> scalar`` for autodiff problems, else None; the derived
-            operator programs differentiate it and flatten the results, which XLA compiles to faster
-            code than derivatives taken through the flattening.
         known: known answers for tests and reports (e.g. the exact 2-cycle).
         description: one line.
     """
@@ -44,7 +41,6 @@ class Problem:
     param_names: tuple[str, ...] | None = None
     unravel: Callable = field(default=lambda w: w)
     sympy: tuple | None = None
-    loss_tree: Callable | None = None
     known: dict = field(default_factory=dict)
     description: str = ""
 
@@ -106,16 +102,45 @@ def from_jax(loss_fn: Callable, init_params: Any, name: str = "jax", description
              dense_limit: int = 400, known: dict | None = None) -> Problem:
     """A problem from a JAX loss over a parameter pytree; kernels by autodiff."""
     import jax
-    from jax.flatten_util import ravel_pytree
 
     if not callable(loss_fn):
         raise TypeError(f"loss_fn: expected a callable params -> scalar, got {type(loss_fn).__name__}")
-    flat, unravel = ravel_pytree(init_params)
+    flat, unravel = ravel_columns(init_params)
     loss = lambda w: loss_fn(unravel(w))  # noqa: E731
     n = flat.shape[0]
     return Problem(name=name, loss=loss, init=np.asarray(flat, dtype=np.float64), grad=jax.grad(loss),
-                   hess=jax.hessian(loss) if n <= dense_limit else None, unravel=unravel, loss_tree=loss_fn,
+                   hess=jax.hessian(loss) if n <= dense_limit else None, unravel=unravel,
                    known=dict(known or {}), description=description)
+
+
+def ravel_columns(tree) -> tuple[np.ndarray, Callable]:
+    """Flatten a pytree of arrays into one vector, matrices in column-major order; and the inverse.
+
+    Like ``jax.flatten_util.ravel_pytree`` (leaves in tree order), except that 2-D leaves are
+    stored transposed. XLA's CPU backend computes a dense layer's weight gradient Xᵀδ in
+    column-major layout; writing it into a row-major slice of the flat gradient turns the matrix
+    product into a slow fused loop (853k-parameter MLP: 189 ms per GD step instead of 23 ms).
+
+    Returns:
+        ``(flat, unravel)``: a float64 NumPy vector and ``w -> tree`` (jit-able).
+    """
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    leaves = [np.asarray(leaf) for leaf in leaves]
+    shapes = [leaf.shape for leaf in leaves]
+    dtypes = [leaf.dtype for leaf in leaves]
+    bounds = np.cumsum([0] + [leaf.size for leaf in leaves]).tolist()
+    flat = np.concatenate([(leaf.T if leaf.ndim == 2 else leaf).reshape(-1).astype(np.float64) for leaf in leaves]
+                          ) if leaves else np.zeros(0)
+
+    def unravel(w):
+        out = []
+        for shape, dtype, a, b in zip(shapes, dtypes, bounds[:-1], bounds[1:]):
+            piece = w[a:b].astype(dtype) if w.dtype != dtype else w[a:b]
+            out.append(piece.reshape(shape[::-1]).T if len(shape) == 2 else piece.reshape(shape))
+        return jax.tree_util.tree_unflatten(treedef, out)
+    return flat, unravel
 
 
 def _as_init(init, params) -> np.ndarray:

@@ -155,22 +155,10 @@ def _flow_init(problem: Problem, s: Settings):
 
 
 def _program(problem: Problem, exprs, name: str) -> Callable:
-    """``derive.compile_operator`` on flat w: on the user's pytree loss when there is one (fast gradients)."""
+    """``derive.compile_operator`` on the problem's flat loss."""
     import derive
-    from jax.flatten_util import ravel_pytree
 
-    if problem.loss_tree is None:
-        return derive.compile_operator(exprs, problem.loss, name=name)
-    prog = derive.compile_operator(exprs, problem.loss_tree, name=name)
-
-    def flat(r):   # scalars stay, vectors come back as the user's pytree
-        return r if isinstance(r, jax.Array) and r.ndim == 0 else ravel_pytree(r)[0]
-
-    def call(w, **inputs):
-        inputs = {k: problem.unravel(v) if jnp.ndim(v) == 1 else v for k, v in inputs.items()}
-        out = prog(problem.unravel(w), **inputs)
-        return [flat(r) for r in out] if isinstance(out, list) else flat(out)
-    return call
+    return derive.compile_operator(exprs, problem.loss, name=name)
 
 
 # --------------------------------------------------------------------------- processes

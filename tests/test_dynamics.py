@@ -145,7 +145,7 @@ def test_eigensolver_failure_is_warned_and_recorded(x64):
     M = rng.normal(size=(450, 450))
     A = jnp.asarray(M @ M.T / 450 + np.diag(np.linspace(0, 3, 450)))
     p = from_jax(lambda w: 0.5 * w @ A @ w, jnp.asarray(rng.normal(size=450)), dense_limit=0)
-    s = Settings(eta=0.1, eig_iters=1, eig_tol=1e-14)
+    s = Settings(eta=0.1, eig_iters=1, eig_tol=1e-14, log_eig_tol=1e-14)
     with pytest.warns(RuntimeWarning, match="eigensolver did not converge"):
         r = run(p, 0.1, 3, ["gd"], settings=s)
     assert any("eigensolver" in n for n in r.notes["gd"])

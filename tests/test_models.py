@@ -243,3 +243,26 @@ def test_errors_name_the_argument():
         make_loss(mlp(2, (2,), 2), np.zeros(2), np.zeros(2, int))
     with pytest.raises(DeriveInputError, match="^Y: "):
         make_loss(mlp(2, (2,), 2), np.zeros((3, 2)), np.zeros(2, int))
+
+
+def test_ravel_columns_round_trips_and_gives_the_pytree_gradient():
+    """from_jax's flattening: matrices column-major, an isometry, and ∇ of the flat loss = flattened ∇ of the tree."""
+    from numeric.problem import from_jax, ravel_columns
+
+    model = mlp(5, (4, 3), 2, activation="tanh")
+    params = model.init(KEY)
+    X = jax.random.normal(jax.random.PRNGKey(1), (7, 5))
+    Y = jax.random.randint(jax.random.PRNGKey(2), (7,), 0, 2)
+    loss = make_loss(model, X, Y, "mse")
+    flat, unravel = ravel_columns(params)
+    assert flat.shape == (count_params(params),)
+    assert np.allclose(flat[4:24], np.asarray(params[0]["w"]).T.reshape(-1))   # leaves b, w: w by columns
+    back = unravel(jnp.asarray(flat, jnp.float32))
+    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(params)):
+        assert a.shape == b.shape and np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.isclose(np.linalg.norm(flat), np.linalg.norm(np.asarray(ravel_pytree(params)[0])), rtol=1e-6)
+    p = from_jax(loss, params, dense_limit=0)
+    w = jnp.asarray(p.init, jnp.float32)
+    want = ravel_columns(jax.grad(loss)(params))[0]
+    assert np.allclose(np.asarray(p.grad(w)), want, rtol=1e-5, atol=1e-7)
+    assert np.isclose(float(p.loss(w)), float(loss(params)), rtol=1e-6)
