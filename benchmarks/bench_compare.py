@@ -12,7 +12,9 @@ Three measurements, each printed as times and ratios taken in one run (machines 
 * ``minimal``: the reference implementation's ``minimal.py`` workload: MLP 3072-256-256-4 (GELU,
   853,508 parameters), n = 1000 synthetic CIFAR-shaped examples in 4 classes, 400 steps of GD,
   central flow and gradient flow, 3 eigenvalues. Target: ≤ 20 minutes on a 2-core CPU; per-process
-  breakdown printed. ``--steps`` shortens it (then the total is also extrapolated to 400 steps).
+  breakdown printed. GD and gradient flow solve for eigenvalues every 5 steps (they only log them),
+  the central flow at every step with LOBPCG tolerance 1e-4. ``--steps`` shortens the run (the
+  total is then extrapolated to 400 steps).
 
 Usage: python benchmarks/bench_compare.py {default,cf-unit,minimal} [--steps N] [--out DIR] [--device cpu|gpu]
 """
@@ -130,8 +132,10 @@ def main(argv=None) -> int:
     parser.add_argument("what", choices=("default", "cf-unit", "minimal"))
     parser.add_argument("--steps", type=int, help="minimal: steps (default 400)")
     parser.add_argument("--lr", type=float, help=f"minimal: learning rate (default {MINIMAL_LR})")
-    parser.add_argument("--eig-every", type=int, default=1, help="minimal: eigen-solve interval for gd and gf")
-    parser.add_argument("--eig-tol", type=float, help="minimal: central-flow LOBPCG tolerance (default: compare's)")
+    parser.add_argument("--eig-every", type=int, default=5,
+                        help="minimal: eigen-solve interval for gd and gf, which only log eigenvalues (default 5)")
+    parser.add_argument("--eig-tol", type=float, default=1e-4,
+                        help="minimal: central-flow LOBPCG relative tolerance (default 1e-4)")
     parser.add_argument("--chunk", type=int, default=25, help="steps per compiled scan")
     parser.add_argument("--out", help="keep the run's output here")
     parser.add_argument("--device", choices=("cpu", "gpu"), help="force a JAX platform")
