@@ -268,7 +268,7 @@ def print_table(summary: dict, echo=print) -> None:
             echo(f"{name:9s} {'':>11s} {'':>10s} {'':>7s} {'':>11s} {'':>14s} {e['wall_seconds']:7.1f}  {e['status']}")
             continue
         s = e["final_sharpness"]
-        s_txt, r_txt = ("n/a", "") if s is None else (f"{s:10.4g}", f"{s * eta / 2:7.3f}")
+        s_txt, r_txt = ("n/a", "") if s is None else (f"{s:10.4g}", f"{s * eta / 2:7.4g}")
         echo(f"{name:9s} {e['final_loss']:11.5g} {s_txt:>10s} {r_txt:>7s} {e.get('final_distance_to_gd', 0):11.4g} "
              f"{e.get('max_distance_to_gd', 0):14.4g} {e['wall_seconds']:7.1f}  {e['status']}")
     cf = summary.get("cf", {})
