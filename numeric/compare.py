@@ -226,8 +226,8 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
     written = []
     if figures:
         from .figures import make_figures
-        from .results import read_results
-        written = make_figures(read_results(out / "results.h5"), out)
+        from .results import Results
+        written = make_figures(Results(result.series, attrs, {}), out)   # the series just written, from memory
     print_table(summary, echo)
     echo("edge-of-stability checks (the acceptance criteria of the default run):")
     for c in checks:

@@ -236,8 +236,6 @@ class _Runner:
             self.sink.write(self.proc.name, rows, start)
 
     def _finish(self, series, status, notes):
-        if not self.keep_w:
-            series.pop("w", None)
         for flag, text in (("eig_converged", "eigensolver did not converge at {} step(s)"),
                            ("solver_ok", "ODE solver failed (max_steps or step-size) at {} step(s)")):
             if flag in series:

@@ -137,7 +137,7 @@ def ravel_columns(tree) -> tuple[np.ndarray, Callable]:
     def unravel(w):
         out = []
         for shape, dtype, a, b in zip(shapes, dtypes, bounds[:-1], bounds[1:]):
-            piece = w[a:b].astype(dtype) if w.dtype != dtype else w[a:b]
+            piece = w[a:b].astype(dtype)
             out.append(piece.reshape(shape[::-1]).T if len(shape) == 2 else piece.reshape(shape))
         return jax.tree_util.tree_unflatten(treedef, out)
     return flat, unravel

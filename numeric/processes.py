@@ -154,13 +154,6 @@ def _flow_init(problem: Problem, s: Settings):
     return init
 
 
-def _program(problem: Problem, exprs, name: str) -> Callable:
-    """``derive.compile_operator`` on the problem's flat loss."""
-    import derive
-
-    return derive.compile_operator(exprs, problem.loss, name=name)
-
-
 # --------------------------------------------------------------------------- processes
 
 def gd(problem: Problem, s: Settings) -> Process:
@@ -196,7 +189,7 @@ def modified_field_rhs(problem: Problem, s: Settings) -> Callable:
             field = derive.modified_vector_field(s.mf_order).on(loss, params)
         fn = _generated_field(field, params, s.mf_order)   # η stays an argument: one kernel for all η
         return lambda w: s.eta * fn(w, eta=s.eta)
-    prog = _program(problem, derive.modified_vector_field(s.mf_order).expr, f"modified field, order {s.mf_order}")
+    prog = derive.modified_vector_field(s.mf_order).compile(problem.loss)
     return lambda w: s.eta * prog(w, eta=s.eta)
 
 
@@ -267,10 +260,11 @@ def _central_programs(problem: Problem, s: Settings, K: int):
     for c in range(1, K + 1):
         m = derive.central_flow_multi(c)
         v0, basis = m.velocity_basis
-        progs.append(_program(problem, list(m.A) + list(m.B) + [v0, *basis], f"central flow, k = {c}"))
+        progs.append(derive.compile_operator(list(m.A) + list(m.B) + [v0, *basis], problem.loss,
+                                             name=f"central flow, k = {c}"))
     predicted = derive.central_flow()
-    pred_loss = _program(problem, predicted.predicted_loss.expr, "predicted loss")
-    pred_grad = _program(problem, predicted.predicted_grad_norm2.expr, "predicted ‖∇L‖²")
+    pred_loss = derive.compile_operator(predicted.predicted_loss.expr, problem.loss, name="predicted loss")
+    pred_grad = derive.compile_operator(predicted.predicted_grad_norm2.expr, problem.loss, name="predicted ‖∇L‖²")
     return progs, pred_loss, pred_grad
 
 
