@@ -226,7 +226,7 @@ def _paren(text: str, prec: int, need: int) -> str:
 def _scaled(c: float, text: str, prec: int) -> tuple[str, int]:
     if c == 1.0:
         return text, prec
-    if text.startswith("1.0/") and math.isfinite(c):
+    if prec == _MUL and text.startswith("1.0/") and math.isfinite(c):  # 1.0/d is a product, not a sum
         return float_literal(c) + text[3:], _ADD if c < 0 else _MUL
     if c == -1.0:
         return "-" + _paren(text, prec, _MUL), _ADD
