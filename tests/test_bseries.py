@@ -5,11 +5,19 @@ import pytest
 import sympy as sp
 
 from derive import _trees
-from derive._flowcheck import WITNESS_LOSS, WITNESS_PARAMS, step_vs_flow
+from derive._flowcheck import step_vs_flow
 from derive.bseries import METHODS, ButcherTableau, as_method, modified_equation
 from derive.instantiate import Instantiator
 from derive.modified import elementary_differential
 from derive.ops import eta
+
+# A 2-D quintic: enough for the global identities below (orders ≤ 3 read D^kL, k ≤ 5).
+WITNESS_PARAMS = _x, _y = sp.symbols("x y", real=True)
+WITNESS_LOSS = (sp.Rational(1, 4) * _x**4 + sp.Rational(1, 3) * _x**3 * _y
+                - sp.Rational(2, 5) * _x**2 * _y**2 + sp.Rational(1, 7) * _x * _y**3
+                + sp.Rational(1, 6) * _y**4 + sp.Rational(1, 10) * _x**5
+                - sp.Rational(1, 9) * _x * _y**4 + sp.Rational(1, 2) * _x**2
+                - sp.Rational(1, 3) * _x * _y + sp.Rational(3, 4) * _y**2 + _x - sp.Rational(1, 2) * _y)
 
 LEAF = ()
 T2 = ((),)              # [•]      F = f'f
