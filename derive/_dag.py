@@ -13,6 +13,8 @@ from typing import Callable, Iterable
 import sympy as sp
 
 from ._jax_printer import JaxCodePrinter, float_literal, real_value
+from ._nonsmooth import NONSMOOTH, branches
+from ._walk import FreeSymbols
 
 # --------------------------------------------------------------------------- DAG
 # A node is a tuple; a reference to a value is (coefficient, node id). Node 0 is
@@ -32,6 +34,31 @@ MATMUL_TERMS = 8
 Ref = tuple  # (float, int)
 
 
+def _constant(e: sp.Expr) -> float:
+    """A constant's float value; NaN where it is not real (a rewritten branch such as (-2)**(1/2)),
+    as float64 arithmetic would give. Constants the user wrote with I are refused earlier."""
+    try:
+        return real_value(e)
+    except ValueError:
+        return math.nan
+
+
+_TINY_RATIO = 2.0**-960   # normalized coefficients below this lose precision (subnormal) or vanish
+
+
+def _lead(const: float, terms: dict) -> float:
+    """The scale a sum is divided by: its largest coefficient (ties: the lowest node), so that every
+    normalized coefficient has magnitude ≤ 1 and nothing overflows; 1.0 where dividing would
+    underflow a coefficient or a coefficient is not finite (such sums are left as written)."""
+    coefs = [terms[i] for i in sorted(terms)] + ([const] if const else [])
+    if not all(math.isfinite(c) for c in coefs):
+        return 1.0
+    lead = max(coefs, key=abs)   # max keeps the first of equal magnitudes
+    if min(abs(c) for c in coefs) < _TINY_RATIO * abs(lead):
+        return 1.0
+    return lead
+
+
 def _power(c: float, k: int) -> float:
     try:
         return c**k
@@ -41,14 +68,31 @@ def _power(c: float, k: int) -> float:
         return math.nan
 
 
+_RELATIONS = {"<": "jnp.less", "<=": "jnp.less_equal", ">": "jnp.greater", ">=": "jnp.greater_equal",
+              "==": "jnp.equal", "!=": "jnp.not_equal"}
+
+
 class Dag:
-    """Hash-consed expression DAG built from SymPy expressions."""
+    """Hash-consed expression DAG built from SymPy expressions.
+
+    A Piecewise whose deciding condition compares a NaN is NaN (IEEE comparisons with NaN are
+    False, which would otherwise pick a branch silently: sign(NaN) = 0, Max(NaN, 1) = 1); a NaN
+    in a comparison that does not decide (x ≥ √−x beside x ≥ 0 at x = 1) changes nothing.
+
+    Piecewise branches are converted under a *mask*: inside branch k every symbol s becomes
+    ``where(taken_k, s, stop_gradient(s))`` (taken_k: branch k is the one selected). Values are
+    unchanged; derivatives of an untaken branch never reach s, so a branch that is undefined
+    where it is not taken (log(x) for x < 0) cannot turn gradients into NaN (the double-where
+    pattern, with stop_gradient as the safe value).
+    """
 
     def __init__(self, symbols: Iterable[sp.Symbol]) -> None:
         self.symbols = set(symbols)
         self.nodes: list[tuple] = [("one",)]
         self.ids: dict[tuple, int] = {("one",): ONE}
-        self.memo: dict[sp.Basic, Ref] = {}
+        self.memo: dict[tuple, Ref] = {}
+        self.free = FreeSymbols()
+        self.mask: int | None = None          # boolean node: the branch being converted is taken
         self._short: dict[int, bool] = {}
 
     def intern(self, node: tuple) -> int:
@@ -59,15 +103,16 @@ class Dag:
         return i
 
     def ref(self, expr: sp.Basic) -> Ref:
-        r = self.memo.get(expr)
+        key = (expr, self.mask)
+        r = self.memo.get(key)
         if r is None:
-            r = self.memo[expr] = self._convert(expr)
+            r = self.memo[key] = self._convert(expr)
         return r
 
     def node_id(self, r: Ref) -> int:
         """A node whose value is the reference's value."""
         c, i = r
-        if c == 1.0:
+        if c == 1.0 and i != ONE:
             return i
         if i == ONE:
             return self.intern(("num", c))
@@ -80,9 +125,10 @@ class Dag:
         if e.is_Symbol:
             if e not in self.symbols:  # bound, e.g. the index of an unevaluated Sum
                 raise NotImplementedError(f"symbol {e} is bound; call .doit() first")
-            return 1.0, self.intern(("sym", e))
-        if e.is_number:
-            return real_value(e), ONE
+            i = self.intern(("sym", e))
+            return 1.0, (i if self.mask is None else self.intern(("mask", i, self.mask)))
+        if not self.free(e):
+            return _constant(e), ONE
         if e.is_Add:
             return self.add([self.ref(a) for a in e.args])
         if e.is_Mul:
@@ -94,14 +140,80 @@ class Dag:
             b = self.node_id(self.ref(base))
             if exp.is_Rational and exp.q == 2:
                 return self.mul(1.0, [((1.0, self.intern(("sqrt", b))), int(exp.p))])
-            if exp.is_number:
+            if not self.free(exp):
                 return 1.0, self.intern(("pow", b, real_value(exp)))
             return 1.0, self.intern(("powx", b, self.node_id(self.ref(exp))))
+        if isinstance(e, sp.Piecewise):
+            return 1.0, self._pieces([(lambda c=p.cond: self.boolean(c), p.expr) for p in e.args])
+        if isinstance(e, NONSMOOTH):   # the branch convention of derive._nonsmooth
+            return 1.0, self._pieces([(lambda c=c: self._relations(c), v) for c, v in branches(e)])
         return 1.0, self.intern(("op", e.func, tuple(self._spec(a) for a in e.args)))
+
+    def _pieces(self, branches: list[tuple[Callable[[], int], sp.Expr]]) -> int:
+        """A piecewise node from (condition builder, value) pairs; the first that holds is taken."""
+        outer, pieces, earlier = self.mask, [], []
+        for build_condition, value in branches:
+            cond = build_condition()
+            taken = self._and([cond] + [self.intern(("not", c)) for c in earlier])
+            self.mask = taken if outer is None else self._and([outer, taken])
+            try:
+                pieces.append((cond, self.ref(value)))
+            finally:
+                self.mask = outer
+            earlier.append(cond)
+            if self.nodes[cond] == ("true",):
+                break
+        return self.intern(("piecewise", tuple((c, self.known(c), v) for c, v in pieces)))
+
+    def _relations(self, conds: tuple) -> int:
+        """The conjunction of (op, lhs, rhs) comparisons of a non-smooth function's branch."""
+        return self._and([self.intern(("rel", op, self.ref(lhs), self.ref(rhs))) for op, lhs, rhs in conds])
+
+    def known(self, b: int) -> int:
+        """Boolean node: condition b is decided, i.e. no comparison it depends on involves a NaN
+        (Kleene logic: a decided False in an And, or a decided True in an Or, decides it)."""
+        node = self.nodes[b]
+        kind = node[0]
+        if kind in ("true", "false"):
+            return self.intern(("true",))
+        if kind == "rel":
+            ids = tuple(sorted({i for _, i in node[2:] if i != ONE}))
+            return self.intern(("defined", ids)) if ids else self.intern(("true",))
+        if kind == "not":
+            return self.known(node[1])
+        decisive = [self._and([self.known(c), c if kind == "or" else self.intern(("not", c))]) for c in node[1]]
+        everything = self._and([self.known(c) for c in node[1]])
+        return self.intern(("or", tuple(sorted({everything, *decisive}))))
+
+    def _and(self, ids: list[int]) -> int:
+        ids = sorted(set(i for i in ids if self.nodes[i] != ("true",)))
+        if not ids:
+            return self.intern(("true",))
+        return ids[0] if len(ids) == 1 else self.intern(("and", tuple(ids)))
+
+    def boolean(self, c: sp.Basic) -> int:
+        """A boolean node for a Piecewise condition."""
+        if c == sp.true:
+            return self.intern(("true",))
+        if c == sp.false:
+            return self.intern(("false",))
+        if isinstance(c, sp.core.relational.Relational) and c.rel_op in _RELATIONS:
+            return self.intern(("rel", c.rel_op, self.ref(c.lhs), self.ref(c.rhs)))
+        if isinstance(c, sp.And):
+            return self._and([self.boolean(a) for a in c.args])
+        if isinstance(c, sp.Or):
+            return self.intern(("or", tuple(sorted({self.boolean(a) for a in c.args}))))
+        if isinstance(c, sp.Not):
+            return self.intern(("not", self.boolean(c.args[0])))
+        if isinstance(c, sp.logic.boolalg.BooleanFunction):   # ITE, Xor, Implies, ...: And/Or/Not form
+            nnf = c.to_nnf()
+            if nnf != c:
+                return self.boolean(nnf)
+        raise NotImplementedError(f"condition {type(c).__name__} is not supported in Piecewise")
 
     def _spec(self, a: sp.Basic) -> tuple:
         """Argument of an opaque function: a node, a literal atom, or a structure."""
-        if isinstance(a, sp.Expr) and not a.is_number:
+        if isinstance(a, sp.Expr) and self.free(a):
             return ("n", self.node_id(self.ref(a)))
         if isinstance(a, sp.Expr) or not a.args:
             return ("a", a)
@@ -210,13 +322,20 @@ class Dag:
         if len(out) == 1 and const == 0.0:
             (i, c), = out.items()
             return c, i
-        lead = out[min(out)]
+        lead = _lead(const, out)
         body = tuple(sorted((i, c / lead) for i, c in out.items()))
         return lead, self.intern(("add", const / lead, body))
 
 
 # ------------------------------------------------------------------------ emitter
 _ATOM, _POW, _MUL, _ADD = 4, 3, 2, 1
+
+
+def _any(conditions: list[str]) -> str:
+    out = conditions[-1]
+    for c in reversed(conditions[:-1]):
+        out = f"jnp.logical_or({c}, {out})"
+    return out
 
 
 def _paren(text: str, prec: int, need: int) -> str:
@@ -309,6 +428,18 @@ class Emitter:
             return [node[1]]
         if kind == "powx":
             return [node[1], node[2]]
+        if kind == "mask":
+            return [node[1], node[2]]
+        if kind == "rel":
+            return [i for _, i in node[2:] if i != ONE]
+        if kind in ("and", "or"):
+            return list(node[1])
+        if kind == "not":
+            return [node[1]]
+        if kind == "piecewise":
+            return [j for cond, known, (_, i) in node[1] for j in (cond, known, i) if j != ONE]
+        if kind == "defined":
+            return list(node[1])
         if kind == "op":
             out: list[int] = []
             stack = list(node[2])
@@ -335,7 +466,7 @@ class Emitter:
             self._emit_block(*self.block_of[i])
             return self.done[i]
         text, prec = self._print(i)
-        if self.uses.get(i, 0) > 1 and self.dag.nodes[i][0] not in ("sym", "num"):
+        if self.uses.get(i, 0) > 1 and self.dag.nodes[i][0] not in ("sym", "num", "true", "false"):
             name = self.temp(len(self.lines))
             self.lines.append(f"{name} = {text}")
             text, prec = name, _ATOM
@@ -381,6 +512,33 @@ class Emitter:
         if kind == "op":
             rebuilt = node[1](*[self._rebuild(s) for s in node[2]])
             return self.printer.doprint(rebuilt), _ATOM
+        if kind == "mask":
+            x, taken = self.expr(node[1])[0], self.expr(node[2])[0]
+            return f"jnp.where({taken}, {x}, lax.stop_gradient({x}))", _ATOM
+        if kind in ("true", "false"):
+            return kind.capitalize(), _ATOM
+        if kind == "rel":
+            return f"{_RELATIONS[node[1]]}({self.ref(node[2])}, {self.ref(node[3])})", _ATOM
+        if kind in ("and", "or"):
+            fn = f"jnp.logical_{kind}"
+            texts = [self.expr(j)[0] for j in node[1]]
+            out = texts[-1]
+            for t in reversed(texts[:-1]):
+                out = f"{fn}({t}, {out})"
+            return out, _ATOM
+        if kind == "not":
+            return f"jnp.logical_not({self.expr(node[1])[0]})", _ATOM
+        if kind == "piecewise":   # where(decided, where(cond, value, rest), nan): NaN in, NaN out
+            pieces = node[1]
+            otherwise = self.dag.nodes[pieces[-1][0]] == ("true",)
+            out = self.ref(pieces[-1][2]) if otherwise else "jnp.nan"   # no branch holds: undefined
+            for cond, known, value in reversed(pieces[:-1] if otherwise else pieces):
+                out = f"jnp.where({self.expr(cond)[0]}, {self.ref(value)}, {out})"
+                if self.dag.nodes[known] != ("true",):
+                    out = f"jnp.where({self.expr(known)[0]}, {out}, jnp.nan)"
+            return out, _ATOM
+        if kind == "defined":
+            return "jnp.logical_not(" + _any([f"jnp.isnan({self.expr(j)[0]})" for j in node[1]]) + ")", _ATOM
         raise AssertionError(kind)
 
     def _power(self, text: str, prec: int, n: int, need: int = _MUL) -> str:
@@ -391,9 +549,11 @@ class Emitter:
         return f"{_paren(text, prec, _ATOM)}**{n}"
 
     def _rebuild(self, spec: tuple) -> sp.Basic:
-        if spec[0] == "n":
+        if spec[0] == "n":   # a placeholder that prints as the argument's text (a Dummy: equal to no user symbol)
             text, prec = self.expr(spec[1])
-            return sp.Symbol(_paren(text, prec, _ATOM))
+            placeholder = sp.Dummy()
+            self.printer.symbol_names[placeholder] = _paren(text, prec, _ATOM)
+            return placeholder
         if spec[0] == "a":
             return spec[1]
         return spec[1](*[self._rebuild(s) for s in spec[2]])

@@ -15,6 +15,8 @@ from typing import Any
 import sympy as sp
 from sympy.printing.numpy import JaxPrinter
 
+from ._nonsmooth import branches, condition
+
 MODULE_ALIASES = {"jax.numpy": "jnp", "jax.scipy.special": "jspecial", "jax.lax": "lax"}
 IMPORTS = ("import jax.numpy as jnp", "import jax.scipy.special as jspecial", "from jax import lax")
 _SPECIAL = {"erf": "erf", "erfc": "erfc", "erfinv": "erfinv", "gamma": "gamma",
@@ -47,13 +49,24 @@ def real_value(expr: sp.Expr) -> float:
     return float(real)
 
 
+def _all(conditions: list[str]) -> str | None:
+    if not conditions:
+        return None
+    return reduce(lambda acc, c: f"jnp.logical_and({c}, {acc})", reversed(conditions[:-1]), conditions[-1])
+
+
+def _any(conditions: list[str]) -> str:
+    return reduce(lambda acc, c: f"jnp.logical_or({c}, {acc})", reversed(conditions[:-1]), conditions[-1])
+
+
 class JaxCodePrinter(JaxPrinter):
     """SymPy's JaxPrinter, printing `jnp.`/`jspecial.` names and JAX-friendly forms.
 
     Differences: numbers print as exact float literals (no int overflow, no int
-    division); small integer powers as products; Piecewise as nested `jnp.where`;
-    Min/Max as nested `jnp.minimum`/`jnp.maximum`; And/Or/Not as `jnp.logical_*`;
-    erf, erfc, erfinv, gamma, loggamma, digamma, polygamma and beta via
+    division; constant subexpressions folded, NaN where not real); small integer powers as
+    products; Piecewise, and Abs/Max/Min/sign/Heaviside by the branches of
+    :mod:`derive._nonsmooth`, as nested `jnp.where` with masked branches; And/Or/Not as
+    `jnp.logical_*`; erf, erfc, erfinv, gamma, loggamma, digamma, polygamma and beta via
     `jax.scipy.special`. Symbols print under the names in `symbol_names`.
     """
 
@@ -62,14 +75,29 @@ class JaxCodePrinter(JaxPrinter):
     def __init__(self, settings: dict | None = None, symbol_names: dict | None = None):
         super().__init__(dict({"fully_qualified_modules": True}, **(settings or {})))
         self.symbol_names = dict(symbol_names or {})
+        self._mask: str | None = None   # inside a Piecewise branch: the condition that it is taken
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         module, _, attr = fqn.rpartition(".")
         return f"{MODULE_ALIASES[module]}.{attr}" if module in MODULE_ALIASES else fqn
 
+    def _print(self, expr, **kwargs) -> str:
+        """Constant subexpressions print as one float literal (NaN where not real, as float64 gives)."""
+        if isinstance(expr, sp.Expr) and not expr.is_Integer and expr.is_number:
+            try:
+                return float_literal(real_value(expr))
+            except ValueError:
+                return "jnp.nan"
+        return super()._print(expr, **kwargs)
+
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         name = self.symbol_names.get(expr)
-        return name if name is not None else super()._print_Symbol(expr)
+        name = name if name is not None else super()._print_Symbol(expr)
+        if self._mask is None:
+            return name
+        return f"jnp.where({self._mask}, {name}, lax.stop_gradient({name}))"
+
+    _print_Dummy = _print_Symbol
 
     # numbers
     def _print_Float(self, expr: sp.Float) -> str:
@@ -117,24 +145,66 @@ class JaxCodePrinter(JaxPrinter):
         return f"({b}**{self.parenthesize(exp, 60)})"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        pieces = list(expr.args)
-        if pieces[-1].cond == sp.true:
-            out = self._print(pieces.pop().expr)
+        return self._print_pieces([(p.cond, p.expr) for p in expr.args])
+
+    def _print_nonsmooth(self, expr: Any) -> str:
+        """Abs, Max, Min, sign, Heaviside as the branches of derive._nonsmooth's convention."""
+        return self._print_pieces([(condition(c), v) for c, v in branches(expr)])
+
+    _print_Abs = _print_Max = _print_Min = _print_sign = _print_Heaviside = _print_nonsmooth
+
+    def _print_pieces(self, pieces: list) -> str:
+        """Nested ``jnp.where`` over (condition, value) pairs; the first that holds is taken.
+
+        Each branch sees its symbols masked by "this branch is taken":
+        ``where(taken, s, stop_gradient(s))`` leaves values alone and stops derivatives of an
+        untaken branch (undefined there, e.g. log of a negative number) from reaching s as NaN.
+        A NaN in the comparison that decides a branch gives NaN.
+        """
+        outer = self._mask
+        conds = [self._print(cond) for cond, _ in pieces]
+        texts = []
+        for k, (_, value) in enumerate(pieces):
+            parts = [outer] if outer else []
+            parts += [c for c in conds[k:k + 1] if c != "True"]
+            parts += [f"jnp.logical_not({c})" for c in conds[:k]]
+            self._mask = _all(parts)
+            try:
+                texts.append(self._print(value))
+            finally:
+                self._mask = outer
+        knowns = [self._known(cond) for cond, _ in pieces]
+        if conds[-1] == "True":
+            out = texts.pop()
+            conds.pop()
         else:
-            out = "jnp.nan"
-        for piece in reversed(pieces):
-            out = f"jnp.where({self._print(piece.cond)}, {self._print(piece.expr)}, {out})"
+            out = "jnp.nan"   # no branch holds: undefined
+        for cond, text, known in reversed(list(zip(conds, texts, knowns))):
+            out = f"jnp.where({cond}, {text}, {out})"
+            if known is not None:   # a NaN in the deciding comparison: NaN in, NaN out
+                out = f"jnp.where({known}, {out}, jnp.nan)"
         return out
+
+    def _known(self, c) -> str | None:
+        """Text of "condition c is decided" (no deciding comparison with a NaN); None if always."""
+        if c in (sp.true, sp.false):
+            return None
+        if isinstance(c, sp.core.relational.Relational):
+            sides = [self._print(a) for a in c.args if not a.is_number]
+            return "jnp.logical_not(" + _any([f"jnp.isnan({t})" for t in sides]) + ")" if sides else None
+        if isinstance(c, sp.Not):
+            return self._known(c.args[0])
+        if not isinstance(c, (sp.And, sp.Or)):
+            return self._known(c.to_nnf())
+        knowns = [self._known(a) for a in c.args]
+        values = [self._print(a) if isinstance(c, sp.Or) else f"jnp.logical_not({self._print(a)})" for a in c.args]
+        decisive = [_all([k, v] if k else [v]) for k, v in zip(knowns, values)]
+        everything = _all([k for k in knowns if k])
+        return _any(([everything] if everything else []) + decisive) if everything else None
 
     def _nested(self, fn: str, args: tuple) -> str:
         return reduce(lambda acc, a: f"{fn}({self._print(a)}, {acc})",
                       reversed(args[:-1]), self._print(args[-1]))
-
-    def _print_Min(self, expr: sp.Min) -> str:
-        return self._nested("jnp.minimum", expr.args)
-
-    def _print_Max(self, expr: sp.Max) -> str:
-        return self._nested("jnp.maximum", expr.args)
 
     def _print_And(self, expr: Any) -> str:
         return self._nested("jnp.logical_and", expr.args)
@@ -142,18 +212,13 @@ class JaxCodePrinter(JaxPrinter):
     def _print_Or(self, expr: Any) -> str:
         return self._nested("jnp.logical_or", expr.args)
 
+    def _print_ITE(self, expr: Any) -> str:
+        return self._print(expr.to_nnf())
+
+    _print_Xor = _print_Implies = _print_Equivalent = _print_ITE
+
     def _print_Not(self, expr: Any) -> str:
         return f"jnp.logical_not({self._print(expr.args[0])})"
-
-    def _print_Heaviside(self, expr: Any) -> str:
-        x, h0 = expr.args
-        return f"jnp.heaviside({self._print(x)}, {self._print(h0)})"
-
-    def _print_sign(self, expr: Any) -> str:
-        return f"jnp.sign({self._print(expr.args[0])})"
-
-    def _print_Abs(self, expr: Any) -> str:
-        return f"jnp.abs({self._print(expr.args[0])})"
 
     # special functions
     def _print_special(self, expr: Any) -> str:

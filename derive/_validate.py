@@ -15,6 +15,7 @@ from typing import Any
 import sympy
 from sympy.matrices import MatrixBase
 
+from ._walk import FreeSymbols, postorder
 from .errors import DeriveInputError
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "check_free_symbols",
     "check_order",
     "check_smooth",
+    "free_symbols",
     "symbol_sort_key",
 ]
 
@@ -138,11 +140,18 @@ def as_expr(obj: Any, name: str = "loss") -> sympy.Expr:
         )
     if not isinstance(expr, sympy.Expr) or isinstance(expr, sympy.MatrixExpr):
         raise DeriveInputError(f"{name}: {expected}, got {_describe(obj)}")
-    if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+    nodes = set(postorder([expr]))   # each distinct subexpression once (expr.has walks the tree)
+    if nodes & {sympy.zoo, sympy.nan, sympy.oo, -sympy.oo}:
         raise DeriveInputError(f"{name}: expected a finite expression, got {_shorten(expr)}")
-    if expr.has(sympy.I):
+    if sympy.I in nodes:
         raise DeriveInputError(f"{name}: expected a real expression, got {_shorten(expr)}")
     return expr
+
+
+def free_symbols(expr_or_exprs: Any) -> frozenset:
+    """Free symbols of an expression or a list of them, each distinct subexpression visited once."""
+    exprs = expr_or_exprs if isinstance(expr_or_exprs, list | tuple) else [expr_or_exprs]
+    return FreeSymbols().union(exprs)
 
 
 def _symbol_sequence(obj: Any, name: str) -> tuple[sympy.Symbol, ...]:
@@ -229,8 +238,10 @@ def as_consts(consts: Any, params: Any, name: str = "consts") -> tuple[sympy.Sym
 
 
 def _exprs(expr_or_exprs: Any, name: str) -> list[sympy.Basic]:
-    """Flatten an expression, a Matrix or nested iterables into a list."""
-    if isinstance(expr_or_exprs, sympy.Basic | MatrixBase):
+    """Flatten an expression, a Matrix or nested iterables into a list of expressions."""
+    if isinstance(expr_or_exprs, MatrixBase):
+        return list(expr_or_exprs)
+    if isinstance(expr_or_exprs, sympy.Basic):
         return [expr_or_exprs]
     if isinstance(expr_or_exprs, Iterable) and not isinstance(expr_or_exprs, str):
         return [e for item in expr_or_exprs for e in _exprs(item, name)]
@@ -261,9 +272,7 @@ def check_free_symbols(
     consts = as_consts(consts, params)
     allowed = tuple(allowed)
     known = set(params) | set(consts) | set(allowed)
-    free: set[sympy.Symbol] = set()
-    for e in _exprs(expr_or_exprs, name):
-        free |= e.free_symbols
+    free = set(FreeSymbols().union(_exprs(expr_or_exprs, name)))
     unknown = free - known
     if not unknown:
         return
@@ -300,9 +309,10 @@ def check_smooth(expr: Any, params: Any, name: str = "loss", what: str = "this d
         DeriveInputError: Naming the first offending sub-expression.
     """
     param_set = set(as_params(params))
+    free = FreeSymbols()
     for e in _exprs(expr, name):
-        for node in sympy.preorder_traversal(e):
-            if isinstance(node, _NON_SMOOTH) and node.free_symbols & param_set:
+        for node in postorder([e]):
+            if isinstance(node, _NON_SMOOTH) and free(node) & param_set:
                 raise DeriveInputError(
                     f"{name}: {_shorten(node)} is not smooth in the parameters; "
                     f"{what} needs derivatives of the {name}"

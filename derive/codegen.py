@@ -27,6 +27,8 @@ import sympy as sp
 from sympy.tensor.array import NDimArray
 
 from derive._dag import emit
+from derive._nonsmooth import unsupported
+from derive._walk import FreeSymbols
 from derive._jax_printer import IMPORTS, JaxCodePrinter, float_literal
 
 __all__ = ["GeneratedFunction", "build_function"]
@@ -60,10 +62,23 @@ class GeneratedFunction:
     filename: str
     timings: dict[str, float] = field(default_factory=dict, repr=False)
 
-    def __call__(self, theta: Any, *args: Any, **kwargs: Any) -> Any:
-        """`fn(theta, *consts)`; constants may also be passed by their SymPy names."""
-        renamed = {s.name: a for s, a in zip(self.consts, self.arg_names) if s.name != a}
-        return self.fn(theta, *args, **{renamed.get(k, k): v for k, v in kwargs.items()})
+    def __call__(self, theta: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """`fn(theta, *consts)`; constants may also be passed by keyword, under their SymPy names
+        (any name, even 'theta') or their Python argument names."""
+        if kwargs:
+            names = [s.name for s in self.consts]
+            renamed = {}
+            for key in kwargs:
+                if names.count(key) > 1:
+                    raise TypeError(f"{key}: {names.count(key)} constants are named {key!r}; pass them by position")
+                if key in names:
+                    renamed[key] = self.arg_names[names.index(key)]
+                elif key in self.arg_names:
+                    renamed[key] = key
+                else:
+                    raise TypeError(f"{key}: not a constant of {self.name} (constants: {names})")
+            kwargs = {renamed[k]: v for k, v in kwargs.items()}
+        return self.fn(theta, *args, **kwargs)
 
     def write(self, path: str | Path) -> Path:
         """Write the standalone module to `path` (UTF-8, `\\n` line ends) and return the path."""
@@ -140,6 +155,9 @@ def build_function(exprs: Any, params: Sequence[sp.Symbol], consts: Sequence[sp.
     if overlap:
         raise ValueError(f"consts: {_names(overlap)} also appear in params")
     _check_free_symbols(flat, params, consts)
+    why = unsupported(flat)
+    if why:
+        raise ValueError(f"exprs: {why}")
 
     taken = set(_RESERVED) | {name}
     names = {s: _identifier(s.name, taken) for s in (*params, *consts)}
@@ -214,7 +232,7 @@ def _symbols(seq: Iterable, arg: str) -> tuple[sp.Symbol, ...]:
 
 def _check_free_symbols(flat: list[sp.Expr], params: tuple, consts: tuple) -> None:
     known = set(params) | set(consts)
-    free = set().union(*(e.free_symbols for e in flat)) - known
+    free = FreeSymbols().union(flat) - known
     if free:
         hint = ""
         clash = {s.name for s in free} & {s.name for s in known}
@@ -264,8 +282,10 @@ def _fingerprint(flat: list[sp.Expr]) -> tuple[str, list[str]]:
                 parts = [digest(a) for a in e.args]
                 data = type(e).__name__.encode() + b"(" + b",".join(p[0] for p in parts)
                 memo[e] = (hashlib.sha256(data).digest(), 1 + sum(p[1] for p in parts))
-            else:
-                memo[e] = (hashlib.sha256(sp.srepr(e).encode()).digest(), 1)
+            else:   # a Dummy by name and assumptions: its index changes from session to session
+                text = f"Dummy({e.name!r}, {sorted(e.assumptions0.items())})" if isinstance(e, sp.Dummy) \
+                    else sp.srepr(e)
+                memo[e] = (hashlib.sha256(text.encode()).digest(), 1)
         return memo[e]
 
     total = hashlib.sha256()
@@ -313,9 +333,13 @@ def _function(name: str, params: tuple, consts: tuple, names: dict, lines: list[
            "    dtype = jnp.result_type(theta.dtype, float)",
            f"    if theta.shape != ({n},):",
            f'        raise ValueError(f"theta: expected shape ({n},), got {{theta.shape}}")']
-    for s in consts:
+    for s in consts:   # as arrays: never Python float arithmetic (1.0/0.0 raises, 10.0**400 overflows)
         c = names[s]
-        out += [f"    if jnp.ndim({c}) != 0:",
+        out += ["    try:",
+                f"        {c} = jnp.asarray({c}, dtype)",
+                "    except (TypeError, ValueError):",
+                f'        raise TypeError(f"{c}: expected a number, got {{type({c}).__name__}}") from None',
+                f"    if jnp.ndim({c}) != 0:",
                 f'        raise ValueError(f"{c}: expected a scalar, got shape {{jnp.shape({c})}}")']
     out.append("    theta = theta.astype(dtype)")
     out += [f"    {names[s]} = theta[{k}]" for k, s in enumerate(params)]

@@ -76,7 +76,7 @@ def from_sympy(loss, params, init, consts: dict | None = None, name: str = "symp
     loss = _validate.as_expr(loss, name="loss")
     params = _validate.as_params(params, name="params")
     consts = dict(consts or {})
-    const_syms = tuple(sorted((s for s in loss.free_symbols if s not in params), key=lambda s: s.name))
+    const_syms = tuple(sorted((s for s in _validate.free_symbols(loss) if s not in params), key=lambda s: s.name))
     missing = [s.name for s in const_syms if s.name not in {str(k) for k in consts}]
     if missing:
         raise _validate.DeriveInputError(f"consts: no value for {missing}")

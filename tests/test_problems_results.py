@@ -257,7 +257,10 @@ def test_tanh_net_data_and_edge_of_stability(built, x64):
     losses = np.array([float(p.loss(jnp.asarray(w))) for w in ws[::10]])
     first = int(np.argmax(S > 1))
     assert S[0] < 0.6 and 25 <= first <= 35  # progressive sharpening reaches 2/η near step 300
-    assert 0.8 < S[first:].min() and 1.15 < S[first:].max() < 1.35  # then hovers around 2/η (EoS) ...
+    # then hovers around 2/η (EoS) ... The trajectory is chaotic: gradients that agree to 5e-16 give
+    # different dips (min S 0.87 with the kernel of one emitter version, 0.73 with the next, 0.75 with
+    # a hand-written jax.grad), so the bound says "near 2/η", not which rounding pattern ran.
+    assert 0.7 < S[first:].min() and 1.15 < S[first:].max() < 1.35
     assert (losses[1:] / losses[:-1]).max() > 2  # ... with catapults: the loss spikes,
     assert losses[-1] < 0.15 * losses[0]  # yet falls overall
 

@@ -24,6 +24,10 @@ def quartic_kernel(theta, a):
     dtype = jnp.result_type(theta.dtype, float)
     if theta.shape != (2,):
         raise ValueError(f"theta: expected shape (2,), got {theta.shape}")
+    try:
+        a = jnp.asarray(a, dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"a: expected a number, got {type(a).__name__}") from None
     if jnp.ndim(a) != 0:
         raise ValueError(f"a: expected a scalar, got shape {jnp.shape(a)}")
     theta = theta.astype(dtype)
@@ -32,7 +36,7 @@ def quartic_kernel(theta, a):
     _x0 = x*x
     _x1 = _x0 - 1.0
     return (
-        jnp.asarray(0.5*(y*y + 0.5*_x1*_x1 + 2.0*y*x*a), dtype),
+        jnp.asarray(0.5*y*y + 0.25*_x1*_x1 + y*x*a, dtype),
         jnp.array([y*a + x*_x1, y + x*a], dtype),
         jnp.array([
             [3.0*(_x0 - 0.3333333333333333), a],
