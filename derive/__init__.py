@@ -16,6 +16,7 @@ from .differentiate import derivatives
 from .central import CentralFlow, CentralFlowMulti, central_flow, central_flow_multi
 from .errors import DeriveInputError, LossParseError, NotAGradientField
 from .modified import (
+    MAX_ORDER,
     GradientObstruction,
     ModifiedField,
     ModifiedLoss,
@@ -41,6 +42,7 @@ def __getattr__(name):  # code generation imports JAX lazily
 
 __all__ = [
     "DL",
+    "MAX_ORDER",
     "METHODS",
     "ButcherTableau",
     "CentralFlow",

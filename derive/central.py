@@ -32,7 +32,7 @@ from .taylor import S
 
 __all__ = ["CentralFlow", "CentralFlowMulti", "central_flow", "central_flow_multi", "sigma2"]
 
-sigma2 = sp.Symbol("sigma2", real=True)
+sigma2 = sp.Dummy("sigma2", real=True)   # a Dummy: never merges with a user's symbol named sigma2
 u = Vec("u")
 g = DL()
 N = DL(u, u)  # ∇S (see derive.taylor.sharpness_gradient)
@@ -150,7 +150,7 @@ class CentralFlowMulti(Derivation):
         self.U = [Vec(f"u{i + 1}") for i in range(k)]
         xs = {}
         for i, j in itertools.combinations_with_replacement(range(k), 2):
-            xs[(i, j)] = xs[(j, i)] = sp.Symbol(f"X{i + 1}{j + 1}", real=True)
+            xs[(i, j)] = xs[(j, i)] = sp.Dummy(f"X{i + 1}{j + 1}", real=True)   # never a user's X11
         self.X = sp.Matrix(k, k, lambda i, j: xs[(i, j)])
         self.Nij = sp.Matrix(k, k, lambda i, j: DL(self.U[i], self.U[j]))
         self.velocity = sp.expand(-ETA * (g + sp.Rational(1, 2) * sum(
@@ -299,7 +299,7 @@ def central_flow_multi(k: int = 2) -> CentralFlowMulti:
 
     Example:
         >>> cf = central_flow_multi(2)
-        >>> cf.packed
-        [X11, X12, X22]
+        >>> cf.packed          # Dummy symbols: never equal to a user's X11
+        [_X11, _X12, _X22]
     """
     return CentralFlowMulti(k)

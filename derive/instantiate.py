@@ -23,7 +23,7 @@ class Instantiator:
         params: the parameter symbols (coordinates of w).
         eta: value (or symbol) substituted for the learning rate η.
         vectors: ``{name: column Matrix}`` for each :class:`~derive.ops.Vec` input; a missing
-            input becomes a column of symbols ``name_<param>``.
+            input becomes a column of Dummy symbols ``name_<param>`` (never a user's symbol).
     """
 
     def __init__(self, loss, params, eta=ETA, vectors=None):
@@ -51,7 +51,7 @@ class Instantiator:
 
     def vector_input(self, v: Vec):
         if v.name not in self.vectors:
-            self.vectors[v.name] = sp.Matrix([sp.Symbol(f"{v.name}_{p}", real=True)
+            self.vectors[v.name] = sp.Matrix([sp.Dummy(f"{v.name}_{p}", real=True)
                                               for p in self.params])
         vec = self.vectors[v.name]
         if vec.shape != (len(self.params), 1):

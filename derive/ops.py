@@ -39,7 +39,9 @@ __all__ = [
     "vector_atoms",
 ]
 
-eta = Symbol("eta", positive=True)
+# The learning rate. A Dummy: it never equals a user's symbol, whatever its name and assumptions
+# (print it with opstr as η; SymPy's own printers show _eta).
+eta = sp.Dummy("eta", positive=True)
 
 
 def _sorted_args(args):

@@ -9,6 +9,8 @@ import sympy as sp
 from .central import central_flow, central_flow_multi
 from .errors import NotAGradientField
 from .modified import GradientObstruction, gradient_orders, modified_loss, modified_vector_field
+from ._walk import tree_size
+from .ops import eta
 from .result import Check
 from .taylor import gradient_taylor, sharpness_gradient
 
@@ -76,10 +78,9 @@ def _modified_losses(max_order):
 
 def _one_d_quadratic():
     lam, theta = sp.symbols("lambda theta", positive=True)
-    from .ops import eta
     L = lam * theta**2 / 2
-    L_eta = sp.factor(modified_loss(1).on(L, [theta], eta=eta, consts=[lam]))
-    yield f"on ½λθ²: L_η = {L_eta}"
+    L_eta = sp.factor(modified_loss(1).on(L, [theta]))    # lambda: a constant, kept symbolic
+    yield f"on ½λθ²: L_η = {_display(L_eta)}"
 
 
 def derivation_report(max_order: int = 4, latex: bool = False, seed: int = 0) -> list[Section]:
@@ -106,12 +107,36 @@ def _central_one():
     yield f"{cf.predicted_grad_norm2}"
 
 
+def _display(expr) -> str:
+    """Text of a result, the learning-rate Dummy shown as η (SymPy would print _eta)."""
+    return str(expr.xreplace({eta: sp.Symbol("η")}))
+
+
 def instantiate_report(loss, params, eta_value, order: int = 2) -> list[str]:
-    """Concrete formulas for a user's loss: the modified loss and the modified field."""
-    lines = [f"loss: L = {loss}   params: {', '.join(map(str, params))}   η = {eta_value}"]
+    """Concrete formulas for a user's loss: the modified loss and the modified field.
+
+    A formula is simplified only when it is small: at most 150 operations
+    (``sympy.count_ops``) and no numeric exponent above 16 in magnitude.
+    ``sympy.simplify`` expands powers (it never finished on ``(x+1)**10000``)
+    and took five minutes on the order-3 field of a logistic loss (2,300
+    operations); a larger formula is printed as derived, marked "(not
+    simplified: expression too large)".
+    """
+    max_ops, max_exponent, max_printed = 150, 16, 20_000
+
+    def shown(expr):
+        size = tree_size(expr)
+        if size > max_printed:   # printing is linear in the tree, which nested losses make exponential
+            return f"(not printed: {size:.3g} nodes as text)"
+        huge_power = any(p.exp.is_Number and abs(p.exp) > max_exponent for p in expr.atoms(sp.Pow))
+        if huge_power or sp.count_ops(expr) > max_ops:
+            return f"{_display(expr)}   (not simplified: expression too large)"
+        return _display(sp.simplify(expr))
+
+    lines = [f"loss: L = {loss}   params: {', '.join(map(str, params))}   η = {_display(sp.sympify(eta_value))}"]
     L1 = modified_loss(1).on(loss, params, eta=eta_value)
-    lines.append(f"modified loss (order 1): L_η = {sp.simplify(L1)}")
+    lines.append(f"modified loss (order 1): L_η = {shown(L1)}")
     field = modified_vector_field(order).on(loss, params, eta=eta_value)
     for p, comp in zip(params, field):
-        lines.append(f"modified field (order {order}), d{p}/dt = {sp.simplify(comp)}")
+        lines.append(f"modified field (order {order}), d{p}/dt = {shown(comp)}")
     return lines

@@ -36,6 +36,14 @@ def eta_series(terms, printer=opstr, var="η", latex=False) -> str:
     return out or "0"
 
 
+def _learning_rate(eta):
+    """η for ``.on``: a symbol or expression, or a positive finite number."""
+    value = _validate.as_expr(eta, name="eta")
+    if value.is_number and not (value.is_extended_real and value.is_positive):
+        raise _validate.DeriveInputError(f"eta: expected a positive number or a symbol, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Check:
     """One verification: what was checked, whether it held, and the evidence in one line."""
@@ -87,29 +95,43 @@ class Derivation:
     def on(self, loss, params, eta=ETA, consts=(), **vectors):
         """Instantiate on a concrete SymPy loss in explicit parameters.
 
+        SymPy's convention: symbols of ``loss`` other than ``params`` are constants, held fixed
+        and kept symbolic in the result (``modified_loss(1).on(lam*theta**2/2, [theta])`` keeps
+        ``lam``). The formula's own symbols (η, σ², X_ij, default input vectors) are
+        :class:`sympy.Dummy` objects, so they never merge with a user's symbol of the same name.
+
         Args:
             loss: scalar SymPy expression.
             params: parameter symbols (the coordinates of w).
-            eta: learning rate, a number or a symbol (default: the symbol η).
-            consts: other symbols allowed in ``loss`` (held constant).
+            eta: learning rate, a positive number or a symbol (default: :data:`derive.eta`).
+            consts: optional: symbols of ``loss`` that are constants (checked not to be params;
+                any other undeclared symbol is a constant too).
             **vectors: explicit columns for input vectors such as ``u``; missing ones become
-                columns of symbols ``u_<param>``.
+                columns of Dummy symbols ``u_<param>``.
 
         Returns:
             A column ``Matrix`` for vector formulas, a scalar expression for scalar ones.
+
+        Raises:
+            DeriveInputError: bad loss/params/consts/eta/vectors, a symbol of ``loss`` that has a
+                parameter's name but other assumptions (almost always a mistake), or a non-smooth
+                loss for a derivation that needs derivatives.
         """
         loss = _validate.as_expr(loss, name="loss")
         params = _validate.as_params(params, name="params")
-        consts = _validate.as_consts(consts, params, name="consts")
-        eta_syms = tuple(sp.sympify(eta).free_symbols)
-        _validate.check_free_symbols(loss, params, consts, name="loss", allowed=eta_syms)
+        _validate.as_consts(consts, params, name="consts")
+        eta = _learning_rate(eta)
+        same_name = sorted({s.name for s in _validate.free_symbols(loss) - set(params)} & {p.name for p in params})
+        if same_name:
+            raise _validate.DeriveInputError(
+                f"loss: symbols {same_name} have a parameter's name but other assumptions "
+                "(e.g. real=True); use the parameter symbols themselves")
         if self.needs_smooth:
             _validate.check_smooth(loss, params, name="loss", what=f"'{self.title}'")
         unknown = set(vectors) - set(self.inputs)
         if unknown:
             raise _validate.DeriveInputError(
                 f"vectors: {sorted(unknown)} are not inputs of '{self.title}' (inputs: {list(self.inputs)})")
-        # inputs not given become columns of symbols u_<param> (see Instantiator)
         value = Instantiator(loss, params, eta, vectors).value(self.expr)
         if isinstance(value, sp.MatrixBase):
             return value.applyfunc(lambda e: e)

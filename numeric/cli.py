@@ -18,8 +18,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(name, cast=float):
-    """An argparse type: a number of type ``cast`` that must be > 0, else a one-line UsageError."""
+def _positive(name, cast=float, maximum=None):
+    """An argparse type: a number of type ``cast`` that must be > 0 (and ≤ ``maximum()``), else a
+    one-line UsageError."""
     kind = "an integer" if cast is int else "a number"
 
     def parse(text):
@@ -29,8 +30,15 @@ def _positive(name, cast=float):
             raise UsageError(f"{name}: expected {kind}, got {text!r}") from None
         if not value > 0:
             raise UsageError(f"{name}: must be > 0, got {text}")
+        if maximum is not None and value > maximum():
+            raise UsageError(f"{name}: must be at most {maximum()}, got {text}")
         return value
     return parse
+
+
+def _max_mf_order() -> int:
+    from derive import MAX_ORDER   # the orders whose derivation verifies itself
+    return MAX_ORDER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=_positive("--lr"), help="learning rate η (default: the problem's)")
     r.add_argument("--steps", type=_positive("--steps", int), help="number of GD steps (default: the problem's)")
     r.add_argument("--flows", default="gd,gf,mf,cf,midpoint", help="comma-separated processes")
-    r.add_argument("--mf-order", type=_positive("--mf-order", int), default=1, help="modified-flow order")
+    r.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=1,
+                   help="modified-flow order (1 to 6)")
     r.add_argument("--cf-substeps", type=_positive("--cf-substeps", int), default=4,
                    help="central-flow Euler substeps per step")
     r.add_argument("--k-max", type=_positive("--k-max", int), default=4, help="most eigenvalues tracked")
@@ -109,7 +118,8 @@ def _add_compare(sub) -> None:
                    help="eigen-solve interval for gd/gf/mf/midpoint (the central flow solves every step)")
     c.add_argument("--cf-substeps", type=_positive("--cf-substeps", int), default=D.cf_substeps,
                    help="central-flow Euler substeps per step")
-    c.add_argument("--mf-order", type=_positive("--mf-order", int), default=D.mf_order, help="modified-flow order")
+    c.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=D.mf_order,
+                   help="modified-flow order (1 to 6)")
     c.add_argument("--out", help="output directory (default: a new gdflows-runs/compare-<data>-<time>)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")

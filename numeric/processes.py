@@ -182,11 +182,15 @@ def modified_field_rhs(problem: Problem, s: Settings) -> Callable:
 
     if problem.sympy is not None:
         loss, params, _ = problem.sympy
-        if all(derive.gradient_orders(s.mf_order).values()):
-            (g,) = derive.derivatives(derive.modified_loss(s.mf_order).on(loss, params), params, order=1)
-            field = -g
-        else:
-            field = derive.modified_vector_field(s.mf_order).on(loss, params)
+        try:
+            if all(derive.gradient_orders(s.mf_order).values()):
+                (g,) = derive.derivatives(derive.modified_loss(s.mf_order).on(loss, params), params, order=1)
+                field = -g
+            else:
+                field = derive.modified_vector_field(s.mf_order).on(loss, params)
+        except derive.DeriveInputError as err:   # e.g. a non-smooth loss: say which process needs what
+            raise derive.DeriveInputError(f"flows: the modified flow (mf) cannot run: {err}; "
+                                          "leave mf out of --flows") from None
         fn = _generated_field(field, params, s.mf_order)   # η stays an argument: one kernel for all η
         return lambda w: s.eta * fn(w, eta=s.eta)
     prog = derive.modified_vector_field(s.mf_order).compile(problem.loss)

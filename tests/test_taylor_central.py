@@ -121,3 +121,51 @@ def test_multi_velocity_instantiates_on_a_concrete_loss():
                  + X22 * grad_of((u2.T * H * u2)[0]))
     expected = -sp.Rational(1, 5) * (g + inner_sum / 2)
     assert is_zero_matrix(vel - expected)
+
+
+# ------------------------------------------- the formula's own symbols never merge with the user's
+HOSTILE = ["sigma2", "X11", "X12", "X22", "u_x", "u1_x", "eta", "x", "S", "_sigma2", "_eta", "Dummy_1"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+@pytest.mark.parametrize("assumptions", [{"real": True}, {"positive": True}, {}])
+def test_formula_symbols_never_merge_with_user_symbols(name, assumptions):
+    """Issue 8: a parameter named sigma2 merged with σ² (predicted_loss.on gave sigma2**2 + 2*sigma2 + x**2)."""
+    p = sp.Symbol(name, **assumptions)
+    w = x if name != "x" else y
+    L = p**2 + w**2
+    cf = central_flow()
+    got = cf.predicted_loss.on(L, [w, p], eta=sp.Rational(1, 2))
+    assert sp.expand(got - (L + 2 * derive.central.sigma2)) == 0        # E[L] = L + σ²/η
+    assert p in got.free_symbols and derive.central.sigma2 in got.free_symbols
+    m = central_flow_multi(2)
+    vel = m.on(L, [w, p], eta=sp.Rational(1, 5))           # default vectors: Dummy columns u1_<param>, u2_<param>
+    assert not (set(m.packed) & {p, w})
+    assert (vel + sp.Rational(1, 5) * sp.Matrix([2 * w, 2 * p])).expand() == sp.zeros(2, 1)   # T = 0: −η∇L
+    field = derive.modified_vector_field(1).on(L, [w, p])  # f̃ = −g − ηHg/2 = −(1 + η)(2w, 2p) for H = 2I
+    assert (field + (1 + derive.eta) * sp.Matrix([2 * w, 2 * p])).expand() == sp.zeros(2, 1)
+
+
+def test_user_eta_is_not_the_learning_rate():
+    """A user's own Symbol('eta', positive=True) is a constant of the loss, not derive's η."""
+    user_eta = sp.Symbol("eta", positive=True)
+    L = user_eta * x**2 / 2
+    got = derive.modified_loss(1).on(L, [x])
+    assert sp.expand(got - (L + derive.eta * user_eta**2 * x**2 / 4)) == 0
+    assert sp.expand(derive.modified_loss(1).on(L, [x], eta=sp.Rational(1, 10)) - (L + user_eta**2 * x**2 / 40)) == 0
+
+
+def test_undeclared_symbols_are_constants_kept_symbolic():
+    """SymPy's convention: symbols other than params are constants (issue 8: this raised 'unknown symbols')."""
+    lam, theta = sp.symbols("lambda theta", real=True)
+    got = derive.modified_loss(1).on(lam * theta**2 / 2, [theta])
+    assert sp.expand(got - (lam * theta**2 / 2 + derive.eta * lam**2 * theta**2 / 4)) == 0
+    assert lam in got.free_symbols
+    assert sp.expand(got - derive.modified_loss(1).on(lam * theta**2 / 2, [theta], consts=[lam])) == 0
+    with pytest.raises(DeriveInputError, match="consts: .*also appear in params"):
+        derive.modified_loss(1).on(lam * theta**2, [theta], consts=[theta])
+    with pytest.raises(DeriveInputError, match="have a parameter's name but other assumptions"):
+        derive.modified_loss(1).on(sp.Symbol("theta") ** 2, [theta])
+    for bad in (-1, 0, sp.oo, sp.I):
+        with pytest.raises(DeriveInputError, match="eta"):
+            derive.modified_loss(1).on(theta**2, [theta], eta=bad)

@@ -5,7 +5,7 @@
 #   w: flat parameters, shape (n,); loss(w) -> L(w); grad(w) -> ∇L(w), shape (n,)
 #   eta: the learning rate (derive.ops.eta)
 #   u1: input vector, flat like w
-# formulas sha256: 21f20e00d5e86fe9
+# formulas sha256: 1ad63e20c6d8d9fe
 # outputs (derive.ops.opstr):
 #   [0] scalar: η*⟨g, T[u1, u1]⟩
 #   [1] scalar: η*‖T[u1, u1]‖²/2

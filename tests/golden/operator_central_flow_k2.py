@@ -5,7 +5,7 @@
 #   w: flat parameters, shape (n,); loss(w) -> L(w); grad(w) -> ∇L(w), shape (n,)
 #   eta: the learning rate (derive.ops.eta)
 #   u1, u2: input vectors, flat like w
-# formulas sha256: afb6324ff0071c20
+# formulas sha256: cbecf9006bf8fecc
 # outputs (derive.ops.opstr):
 #   [0] scalar: η*⟨g, T[u1, u1]⟩
 #   [1] scalar: η*⟨g, T[u1, u2]⟩

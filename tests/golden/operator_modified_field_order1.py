@@ -4,7 +4,7 @@
 # function: modified_field_of_euler_order_1(w, loss, grad, eta)
 #   w: flat parameters, shape (n,); loss(w) -> L(w); grad(w) -> ∇L(w), shape (n,)
 #   eta: the learning rate (derive.ops.eta)
-# formulas sha256: 4252fc6102fe9b3c
+# formulas sha256: b924b9492b4cd30c
 # outputs (derive.ops.opstr):
 #   vector: -η*Hg/2 - g
 

@@ -4,7 +4,7 @@
 # function: modified_field_of_euler_order_2(w, loss, grad, eta)
 #   w: flat parameters, shape (n,); loss(w) -> L(w); grad(w) -> ∇L(w), shape (n,)
 #   eta: the learning rate (derive.ops.eta)
-# formulas sha256: a9b5655a29bfe616
+# formulas sha256: 9fa7123ef27ad3db
 # outputs (derive.ops.opstr):
 #   vector: η**2*(-H²g/3 - T[g, g]/12) - η*Hg/2 - g
 
