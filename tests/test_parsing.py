@@ -6,17 +6,32 @@ import ast
 import builtins
 import importlib
 import inspect
+import math
+import os
 import pickle
+import re
+import sys
 import time
+from fractions import Fraction
 
 import pytest
 import sympy
 import sympy.parsing.sympy_parser
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 
 from derive import _validate as V
 from derive import parsing
 from derive.errors import DeriveInputError, LossParseError, NotAGradientField
-from derive.parsing import MAX_DEPTH, MAX_LENGTH, parse_loss
+from derive.parsing import (
+    MAX_DEPTH,
+    MAX_EXACT_BITS,
+    MAX_EXPONENT,
+    MAX_LENGTH,
+    MAX_MINMAX_ARGS,
+    MAX_SIZE,
+    parse_loss,
+)
 
 x, y, z = sympy.symbols("x y z", real=True)
 
@@ -123,10 +138,10 @@ def test_limits_give_clear_errors_not_recursion_errors():
         parse_loss("x+" * (MAX_LENGTH // 2) + "x")
     deep_texts = [
         "(" * (MAX_DEPTH + 50) + "x" + ")" * (MAX_DEPTH + 50),
-        "(" * 4000 + "x" + ")" * 4000,
+        "(" * (MAX_LENGTH // 2 - 1) + "x" + ")" * (MAX_LENGTH // 2 - 1),
         "exp(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1),
-        "-" * 5000 + "x",
-        "x" + "**x" * 3000,
+        "-" * (MAX_LENGTH - 1) + "x",
+        "x" + "**x" * ((MAX_LENGTH - 1) // 3),
     ]
     for text in deep_texts:
         with pytest.raises(LossParseError, match="^loss: .*nested too deeply"):
@@ -275,6 +290,337 @@ def test_syntax_errors_report_the_column():
 def test_rejects_non_string_text():
     with pytest.raises(LossParseError, match=r"^loss: expected a str, got Symbol"):
         parse_loss(x)
+
+
+# --------------------------------------------------------------------------- resource bounds
+
+FLOAT_MAX = sys.float_info.max
+
+
+def _budget() -> float:
+    """One second, stretched (at most 3x) when the CPUs are oversubscribed."""
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(3.0, max(1.0, load))
+
+
+def _timed(text, **kwargs):
+    """``parse_loss(text)``, asserting it returns or raises within the budget."""
+    start = time.perf_counter()
+    try:
+        return parse_loss(text, **kwargs)
+    finally:
+        elapsed = time.perf_counter() - start
+        assert elapsed < _budget(), f"{elapsed:.2f} s for {text[:60]!r}"
+
+
+def _refusal(text, **kwargs) -> str:
+    with pytest.raises(LossParseError) as exc_info:
+        _timed(text, **kwargs)
+    message = _one_line_error(exc_info)
+    assert len(message) < 250 and not re.search(r"\d{80}", message), message
+    return message
+
+
+def _fill(term: str, sep: str = "+", wrap: str = "{}") -> str:
+    """The longest text ``wrap`` of ``term.format(i=0), term.format(i=1), ...`` within MAX_LENGTH."""
+    parts: list[str] = []
+    while len(wrap.format(sep.join([*parts, term.format(i=len(parts))]))) <= MAX_LENGTH:
+        parts.append(term.format(i=len(parts)))
+    return wrap.format(sep.join(parts))
+
+
+# The cases reported in issue 8 (hangs, tracebacks, silent substitution), and the
+# shrunk counterexamples of the property tests below.
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("9.0**9.0**9.0**9.0*x", "loss: the constant overflows float64 ('9.0**9.0**9.0')"),
+        ("2.5**2.5**2.5**2.5**2.5**2.5*x", "loss: the constant overflows float64 ('2.5**2.5**2.5**2.5')"),
+        ("max(" + ", ".join(f"x{i}" for i in range(150)) + ")", "loss: max() takes at most 16 arguments, got 150"),
+        ("2.0**10**10*x", "loss: the constant overflows float64 ('2.0**10**10')"),
+        ("exp(1e6)*x", "loss: the constant 3.03321539680209e+434294 overflows float64 ('exp(1e6)')"),
+        ("x**(3**5000)", "loss: the constant overflows float64 ('3**5000')"),
+        ("x**(10**5)", f"loss: the exponent is larger than {MAX_EXPONENT} in magnitude ('x**(10**5)')"),
+        ("𝐸*x", "loss: character '𝐸' (U+1D438) is not allowed; write 'E'"),
+        ("1e300*x*1e300", "loss: the constant 1.00000000000000e+600 overflows float64 ('1e300*x*1e300')"),
+        ("(1e200*x)**2", "loss: the constant 1.00000000000000e+400 overflows float64 ('(1e200*x)**2')"),
+        ("(x**200)**200", f"loss: the exponent is larger than {MAX_EXPONENT} in magnitude ('(x**200)**200')"),
+        ("exp(-800)*x", "loss: the constant exp(-800) underflows float64 (it would round to 0) ('exp(-800)')"),
+        ("exp(exp(700))*x", "loss: the constant exp(exp(700)) overflows float64 ('exp(exp(700))')"),
+        ("3**(10**300/7)*x", "loss: the constant overflows float64 ('3**(10**300/7)')"),
+        ("0x" + "f" * 3000 + "*x", f"loss: the constant has more than {MAX_EXACT_BITS} bits; write it as a float"),
+        ("gamma(171.7)*x", "loss: the constant 2.65223928984264e+308 overflows float64 ('gamma(171.7)')"),
+    ],
+)
+def test_reported_blowups_are_refused_quickly(text, expected):
+    assert _refusal(text).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("gamma(min(0, pi))*x", "loss: the expression is not finite ('gamma(min(0, pi))')"),  # pole of gamma
+        ("sigmoid(" * 99 + "x" + ")" * 99, "loss: the expression is nested too deeply (more than 200 levels"),
+        ("log(1+" * 7 + "sigmoid(" * 9 + "x-x" + ")" * 16 + "*x", "loss: the constant is nested too deeply"),
+        ("exp(-exp(" * 20 + "1" + "))" * 20 + "*x", "loss: the constant is nested too deeply"),  # was > 60 s
+    ],
+    ids=["pole", "RecursionError", "slow constant", "exponential constant"],
+)
+def test_shrunk_counterexamples_are_refused_quickly(text, expected):
+    assert _refusal(text).startswith(expected)
+
+
+def test_large_but_finite_inputs_still_parse():
+    assert _timed("(x+1)**10000 + y")[0] == (x + 1) ** 10000 + y
+    assert _timed(f"x**{MAX_EXPONENT} + x**-{MAX_EXPONENT}")[0] == x**MAX_EXPONENT + x**-MAX_EXPONENT
+    assert _timed("1e308*x + 5e-324*y + 2**1023*z")[0].coeff(z) == 2**1023
+    assert _timed("loggamma(1e300)*x")[0].coeff(x) == sympy.loggamma(sympy.Float(1e300))
+    assert _timed("max(" + ", ".join(f"x{i}" for i in range(MAX_MINMAX_ARGS)) + ")")[0].func is sympy.Max
+    assert _timed("(0.0)**(x)*x")[0] == sympy.Pow(sympy.Float(0.0), x) * x
+    assert _timed("max(pi, 3, E)*x + min(0, pi)*y + exp(-1/2)*z")[0] == sympy.pi * x + sympy.exp(-sympy.S.Half) * z
+
+
+@pytest.mark.parametrize("argument", [f"2**{k}" for k in (1023, 1024)] + [f"2**-{k}" for k in (1074, 1075)])
+def test_float64_range_is_the_boundary(argument):
+    """Exact powers of two are in range exactly when Python's float() of them is finite and nonzero."""
+    value = Fraction(2) ** int(argument.split("**")[1])
+    try:
+        ok = 0 < float(value) <= FLOAT_MAX
+    except OverflowError:
+        ok = False
+    if ok:
+        assert _timed(f"{argument}*x")[0] == sympy.Rational(value.numerator, value.denominator) * x
+    else:
+        assert re.search("(over|under)flows float64", _refusal(f"{argument}*x"))
+
+
+def test_exact_rationals_are_bounded_in_bits():
+    factors = ["(4/3)**2000", "(5/7)**1000", "(11/13)**800", "(17/19)**600"]
+    oracle = Fraction(4, 3) ** 2000 * Fraction(5, 7) ** 1000 * Fraction(11, 13) ** 800
+    assert max(oracle.numerator.bit_length(), oracle.denominator.bit_length()) <= MAX_EXACT_BITS
+    expr = _timed("x*" + "*".join(factors[:3]))[0]
+    assert expr.coeff(x) == sympy.Rational(oracle.numerator, oracle.denominator)
+    message = _refusal("x*" + "*".join(factors))  # about 10^17, but 11,500 bits
+    assert f"has more than {MAX_EXACT_BITS} bits" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 50 + "+".join(f"x{i}" for i in range(600)) + "*2+1)" * 50,  # 2*(...) re-forms the sum 50 times
+        "(" * 8 + "exp(" + "+".join(f"x{i}" for i in range(300)) + ")" + "**2)" * 8,  # exp(s)**2 is exp(2*s)
+        "3*(" * 90 + "+".join(f"x{i}" for i in range(400)) + ")" * 90,
+    ],
+    ids=["distributed sums", "merged exp powers", "distributed products"],
+)
+def test_nesting_cannot_multiply_the_work(text):
+    assert f"grows too large while being built (size above {MAX_SIZE})" in _refusal(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [_fill("softplus(x{i}*y{i})"), _fill("sigmoid(x{i})"), _fill("(x{i}*y{i}-1)**2"), _fill("2*x{i}", wrap="exp({})")],
+    ids=["softplus", "sigmoids", "squared residuals", "exp of a sum"],
+)
+def test_the_longest_flat_texts_are_within_the_size_budget(text):
+    _, params, _ = _timed(text)
+    assert len(params) >= 250
+
+
+def test_max_and_min_limit_and_merge_their_arguments():
+    many = ", ".join(f"x{i}" for i in range(MAX_MINMAX_ARGS + 1))
+    assert f"max() takes at most {MAX_MINMAX_ARGS} arguments, got {MAX_MINMAX_ARGS + 1}" in _refusal(f"max({many})")
+    half = ", ".join(f"y{i}" for i in range(MAX_MINMAX_ARGS // 2))
+    nested = f"min(min({half}), min({half.replace('y', 'z')}), x)"
+    assert "(nested min() calls count together)" in _refusal(nested)
+    assert _timed("max(x, y, 1) + relu(relu(x)) + min(x, x, 2, 3.5)")[0] == (
+        sympy.Max(1, x, y) + sympy.Max(0, x) + sympy.Min(2, x)
+    )
+    a = "+".join(f"exp(x{i})*y{i}" for i in range(130))
+    assert _timed(f"max({a}, {a.replace('y', 'z')})")[0].func is sympy.Max  # SymPy's Max: 1.4 s
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-5, 5), st.integers(-5, 5), st.integers(-9, 9)), min_size=2, max_size=MAX_MINMAX_ARGS
+    ),
+    st.sampled_from(["max", "min"]),
+    st.fractions(-3, 3, max_denominator=7),
+    st.fractions(-3, 3, max_denominator=7),
+)
+def test_max_and_min_value_matches_python(forms, fname, px, py):
+    """The cheaply built Max/Min takes the value Python's max/min gives at rational points."""
+    text = f"{fname}(" + ", ".join(f"{a}*x + {b}*y + {c}" for a, b, c in forms) + ")"
+    expr, _, _ = _timed(text, params=["x", "y"])
+    oracle = (max if fname == "max" else min)(a * px + b * py + c for a, b, c in forms)
+    point = {x: sympy.Rational(px.numerator, px.denominator), y: sympy.Rational(py.numerator, py.denominator)}
+    assert expr.xreplace(point) == sympy.Rational(oracle.numerator, oracle.denominator)
+
+
+_BOUNDARY = (math.log(FLOAT_MAX) - 1e-6, math.log(FLOAT_MAX) + 1e-6)
+
+
+def _python_power(base: float, exponent: float) -> float | None:
+    """``base ** exponent`` in Python floats; ``None`` if it overflows."""
+    try:
+        return base**exponent
+    except OverflowError:
+        return None
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(1.01, 12.0), min_size=2, max_size=7))
+@example([9.0, 9.0, 9.0, 9.0])
+@example([2.5] * 6)
+def test_float_towers_follow_python_float64(tower):
+    """``a**b**c**...`` parses to Python's value, or is refused exactly when Python overflows."""
+    value: float | None = tower[-1]
+    for base in reversed(tower[:-1]):
+        log_size = value * math.log(base) if value is not None else math.inf
+        assume(not _BOUNDARY[0] < log_size < _BOUNDARY[1])
+        value = _python_power(base, value) if value is not None else None
+    text = "**".join(repr(b) for b in tower) + "*x"
+    if value is None:
+        assert "overflows float64" in _refusal(text)
+    else:
+        coefficient = _timed(text)[0].coeff(x)
+        assert math.isclose(float(coefficient), value, rel_tol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(1e-3, 1e3), st.floats(-2e5, 2e5))
+@example(2.0, 1e10)
+def test_float_powers_follow_python_float64(base, exponent):
+    log_size = exponent * math.log(base)
+    assume(abs(log_size - math.log(FLOAT_MAX)) > 1e-6 and abs(log_size - math.log(5e-324)) > 1e-2)
+    value = _python_power(base, exponent)
+    text = f"{base!r}**{exponent!r}*x"
+    if value is None:
+        assert "overflows float64" in _refusal(text)
+    elif value == 0.0:
+        assert "underflows float64" in _refusal(text)
+    else:
+        assert math.isclose(float(_timed(text)[0].coeff(x)), value, rel_tol=1e-9)
+
+
+# --------------------------------------------------------------------------- look-alike characters
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("𝐸*x", "loss: character '𝐸' (U+1D438) is not allowed; write 'E'"),
+        ("ﬁ*x", "loss: character 'ﬁ' (U+FB01) is not allowed; write 'fi'"),
+        ("ｘ + y", "loss: character 'ｘ' (U+FF58) is not allowed; write 'x'"),
+        ("x² + y", "loss: character '²' (U+00B2) is not allowed"),
+        ("x +\u00a0y", "loss: character '\\xa0' (U+00A0) is not allowed; write ' '"),
+        ("e\u0301 + x", "loss: combining character U+0301 is not allowed; write 'é'"),
+        ("x # ℌ", "loss: character 'ℌ' (U+210C) is not allowed; write 'H'"),
+    ],
+)
+def test_lookalike_characters_are_refused(text, expected):
+    assert _refusal(text) == expected
+
+
+def test_letters_that_nfkc_keeps_are_allowed():
+    text = "θ*x + λ**2 + é"
+    _, params, _ = _timed(text)
+    assert {p.name for p in params} == {"x", "θ", "λ", "é"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"params": ["x", "ﬁ"]}, "params: character 'ﬁ' (U+FB01) is not allowed; write 'fi'"),
+        ({"consts": ["𝐸"]}, "consts: character '𝐸' (U+1D438) is not allowed; write 'E'"),
+        ({"consts": ["e\u0301"]}, "consts: combining character U+0301 is not allowed; write 'é'"),
+    ],
+)
+def test_lookalike_names_in_params_and_consts_are_refused(kwargs, expected):
+    with pytest.raises(LossParseError) as exc_info:
+        parse_loss("x", **kwargs)
+    assert str(exc_info.value) == expected
+
+
+# --------------------------------------------------------------------------- adversarial inputs
+
+_NAMES = ["x", "y", "e", "theta", "θ", "w1"]
+_LOOKALIKES = ["𝐸", "ﬁ", "ｘ", "²", "\u00a0", "e\u0301", "Ε"]  # the last is Greek Epsilon, a letter NFKC keeps
+_UNARY = ["exp", "log", "sqrt", "sin", "tanh", "gamma", "loggamma", "sigmoid", "softplus", "relu", "abs", "-"]
+_BIG_INTS = [10**308, 2**1024, 3**5000, 16**2600]
+
+
+def _adversarial_texts() -> st.SearchStrategy[str]:
+    ints = st.one_of(st.integers(0, 12), st.integers(0, 10**400), st.sampled_from(_BIG_INTS)).map(str)
+    floats = st.one_of(st.floats(0, 12), st.floats(0, allow_infinity=False)).map(repr)
+    leaves = st.one_of(
+        st.sampled_from(_NAMES), ints, floats, st.sampled_from(["pi", "E"]), st.sampled_from(_LOOKALIKES)
+    )
+
+    def extend(children):
+        numbers = st.one_of(ints, floats)
+        return st.one_of(
+            st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**", "^"]), children).map(
+                lambda t: f"({t[0]}){t[1]}({t[2]})"
+            ),
+            st.tuples(st.sampled_from(_UNARY), children).map(lambda t: f"{t[0]}({t[1]})"),
+            st.tuples(st.sampled_from(["max", "min"]), st.lists(children, min_size=2, max_size=40)).map(
+                lambda t: f"{t[0]}({', '.join(t[1])})"
+            ),
+            st.lists(st.one_of(numbers, children), min_size=2, max_size=7).map(lambda p: "**".join(p)),
+            st.tuples(children, st.integers(1, 120)).map(lambda t: "(" * t[1] + t[0] + ")" * t[1]),
+            st.tuples(children, st.sampled_from(["1", "y"]), st.integers(0, 10**6)).map(
+                lambda t: f"({t[0]} + {t[1]})**{t[2]}"
+            ),
+            st.tuples(children, st.integers(1, 60), st.sampled_from(["*2+1", "*3", "+x", "**2"])).map(
+                lambda t: "(" * t[1] + t[0] + (t[2] + ")") * t[1]
+            ),
+        )
+
+    return st.recursive(leaves, extend, max_leaves=30).map(lambda t: t + "*x")
+
+
+def _assert_acceptable(text: str, expr: sympy.Expr) -> None:
+    """A returned loss is real, finite in float64, and uses only names written in the text."""
+    assert not expr.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan, sympy.I)
+    for number in expr.atoms(sympy.Number):
+        assert number.is_zero or 5e-324 <= abs(float(number)) <= FLOAT_MAX, number
+    for symbol in expr.free_symbols:
+        assert symbol.name in text, f"{symbol.name!r} does not occur in {text!r}"
+    for power in expr.atoms(sympy.Pow):
+        if power.exp.is_Number and not power.base.is_number:
+            assert abs(power.exp) <= MAX_EXPONENT
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+@given(_adversarial_texts())
+def test_every_input_parses_quickly_or_is_refused_in_one_line(text):
+    try:
+        expr, _, _ = _timed(text)
+    except LossParseError as err:
+        message = str(err)
+        assert message.startswith("loss: ") and "\n" not in message, message
+        assert len(message) < 250 and not re.search(r"\d{80}", message), message
+    else:
+        _assert_acceptable(text, expr)
+
+
+def test_cli_derive_skips_simplifying_huge_formulas(capsys):
+    from numeric.cli import main
+
+    start = time.perf_counter()
+    assert main(["derive", "--loss", "(x+1)**10000 + y", "--lr", "0.1"]) == 0
+    elapsed = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert elapsed < 15 * _budget(), f"{elapsed:.1f} s"
+    assert "modified loss (order 1): L_η = " in out
+    assert out.count("(not simplified: expression too large)") == 2  # L_η and dx/dt
+    assert "modified field (order 3), dy/dt = -1\n" in out  # a small formula is still simplified
 
 
 # --------------------------------------------------------------------------- params and consts
