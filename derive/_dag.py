@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 import sympy as sp
 
-from ._jax_printer import JaxCodePrinter, float_literal, real_value
+from ._jax_printer import JaxCodePrinter, any_of, float_literal, real_value
 from ._nonsmooth import NONSMOOTH, branches
 from ._walk import FreeSymbols
 
@@ -331,13 +331,6 @@ class Dag:
 _ATOM, _POW, _MUL, _ADD = 4, 3, 2, 1
 
 
-def _any(conditions: list[str]) -> str:
-    out = conditions[-1]
-    for c in reversed(conditions[:-1]):
-        out = f"jnp.logical_or({c}, {out})"
-    return out
-
-
 def _paren(text: str, prec: int, need: int) -> str:
     return f"({text})" if prec < need else text
 
@@ -538,7 +531,7 @@ class Emitter:
                     out = f"jnp.where({self.expr(known)[0]}, {out}, jnp.nan)"
             return out, _ATOM
         if kind == "defined":
-            return "jnp.logical_not(" + _any([f"jnp.isnan({self.expr(j)[0]})" for j in node[1]]) + ")", _ATOM
+            return "jnp.logical_not(" + any_of([f"jnp.isnan({self.expr(j)[0]})" for j in node[1]]) + ")", _ATOM
         raise AssertionError(kind)
 
     def _power(self, text: str, prec: int, n: int, need: int = _MUL) -> str:

@@ -49,13 +49,15 @@ def real_value(expr: sp.Expr) -> float:
     return float(real)
 
 
-def _all(conditions: list[str]) -> str | None:
+def all_of(conditions: list[str]) -> str | None:
+    """`jnp.logical_and` of printed conditions; None for no conditions."""
     if not conditions:
         return None
     return reduce(lambda acc, c: f"jnp.logical_and({c}, {acc})", reversed(conditions[:-1]), conditions[-1])
 
 
-def _any(conditions: list[str]) -> str:
+def any_of(conditions: list[str]) -> str:
+    """`jnp.logical_or` of one or more printed conditions."""
     return reduce(lambda acc, c: f"jnp.logical_or({c}, {acc})", reversed(conditions[:-1]), conditions[-1])
 
 
@@ -168,7 +170,7 @@ class JaxCodePrinter(JaxPrinter):
             parts = [outer] if outer else []
             parts += [c for c in conds[k:k + 1] if c != "True"]
             parts += [f"jnp.logical_not({c})" for c in conds[:k]]
-            self._mask = _all(parts)
+            self._mask = all_of(parts)
             try:
                 texts.append(self._print(value))
             finally:
@@ -191,16 +193,16 @@ class JaxCodePrinter(JaxPrinter):
             return None
         if isinstance(c, sp.core.relational.Relational):
             sides = [self._print(a) for a in c.args if not a.is_number]
-            return "jnp.logical_not(" + _any([f"jnp.isnan({t})" for t in sides]) + ")" if sides else None
+            return "jnp.logical_not(" + any_of([f"jnp.isnan({t})" for t in sides]) + ")" if sides else None
         if isinstance(c, sp.Not):
             return self._known(c.args[0])
         if not isinstance(c, (sp.And, sp.Or)):
             return self._known(c.to_nnf())
         knowns = [self._known(a) for a in c.args]
         values = [self._print(a) if isinstance(c, sp.Or) else f"jnp.logical_not({self._print(a)})" for a in c.args]
-        decisive = [_all([k, v] if k else [v]) for k, v in zip(knowns, values)]
-        everything = _all([k for k in knowns if k])
-        return _any(([everything] if everything else []) + decisive) if everything else None
+        decisive = [all_of([k, v] if k else [v]) for k, v in zip(knowns, values)]
+        everything = all_of([k for k in knowns if k])
+        return any_of(([everything] if everything else []) + decisive) if everything else None
 
     def _nested(self, fn: str, args: tuple) -> str:
         return reduce(lambda acc, a: f"{fn}({self._print(a)}, {acc})",
