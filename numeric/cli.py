@@ -6,6 +6,7 @@ exits 1 if a check fails. Bad input gives a one-line error and exit code 2.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 
@@ -28,12 +29,36 @@ def _positive(name, cast=float, maximum=None):
             value = cast(text)
         except ValueError:
             raise UsageError(f"{name}: expected {kind}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"{name}: must be a finite number, got {text}")
         if not value > 0:
             raise UsageError(f"{name}: must be > 0, got {text}")
         if maximum is not None and value > maximum():
             raise UsageError(f"{name}: must be at most {maximum()}, got {text}")
         return value
     return parse
+
+
+SEED_MAX = 2**32 - 1   # one rule for every seed: what NumPy's and JAX's generators all accept
+
+
+def _seed(text):
+    """An argparse type: an integer seed in [0, 2**32 − 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--seed: expected an integer, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise UsageError(f"--seed: must be an integer in [0, {SEED_MAX}], got {text}")
+    return value
+
+
+def _limit(name):
+    """The largest value the machine-independent limits of :mod:`numeric.budget` allow for ``name``."""
+    def get():
+        from .budget import LIMITS
+        return LIMITS[name]
+    return get
 
 
 def _max_mf_order() -> int:
@@ -47,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("derive", help="print and verify every derivation")
     d.add_argument("--order", type=int, default=4, help="highest order of modified equations (default 4)")
     d.add_argument("--latex", action="store_true", help="print formulas as LaTeX")
-    d.add_argument("--seed", type=int, default=0, help="seed of the random rational check points")
+    d.add_argument("--seed", type=_seed, default=0, help="seed of the random rational check points")
     d.add_argument("--loss", help='instantiate on a loss, e.g. "(x*y-1)**2/2" (parsed safely)')
     d.add_argument("--params", help="comma-separated parameter names (default: all symbols)")
     d.add_argument("--lr", type=_positive("--lr"), help="learning rate for --loss (default: symbolic η)")
@@ -62,14 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--flows", default="gd,gf,mf,cf,midpoint", help="comma-separated processes")
     r.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=1,
                    help="modified-flow order (1 to 6)")
-    r.add_argument("--cf-substeps", type=_positive("--cf-substeps", int), default=4,
+    r.add_argument("--cf-substeps", type=_positive("--cf-substeps", int, _limit("cf_substeps")), default=4,
                    help="central-flow Euler substeps per step")
-    r.add_argument("--k-max", type=_positive("--k-max", int), default=4, help="most eigenvalues tracked")
+    r.add_argument("--k-max", type=_positive("--k-max", int, _limit("k_max")), default=4,
+                   help="most eigenvalues tracked")
     r.add_argument("--rtol", type=_positive("--rtol"), default=1e-8, help="flow ODE relative tolerance")
     r.add_argument("--atol", type=_positive("--atol"), default=1e-10, help="flow ODE absolute tolerance")
     r.add_argument("--float32", action="store_true", help="single precision (default: float64)")
-    r.add_argument("--out", help="write results.h5 and summary.json to this new directory")
+    r.add_argument("--out", help="write results.h5 and summary.json to this new directory, as the run goes")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    r.add_argument("--resume", metavar="DIR", help="continue the interrupted or killed run in DIR")
     r.add_argument("--list", action="store_true", help="list the registered problems and exit")
     _add_compare(sub)
     return parser
@@ -110,18 +137,21 @@ def _add_compare(sub) -> None:
     c.add_argument("--steps", type=_positive("--steps", int), help=f"GD steps (default {D.steps}, or the problem's)")
     c.add_argument("--flows", type=_csv("--flows"), default=D.flows,
                    help="processes (default " + ",".join(D.flows) + ")")
-    c.add_argument("--seed", type=int, default=D.seed, help="initialisation seed (default 0)")
+    c.add_argument("--seed", type=_seed, default=D.seed, help="initialisation seed (default 0)")
     c.add_argument("--float64", action="store_true", help="double precision (default float32)")
     c.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where JAX runs (default auto)")
-    c.add_argument("--k-max", type=_positive("--k-max", int), default=D.k_max, help="most eigenvalues tracked")
+    c.add_argument("--k-max", type=_positive("--k-max", int, _limit("k_max")), default=D.k_max,
+                   help="most eigenvalues tracked")
     c.add_argument("--eig-every", type=_positive("--eig-every", int), default=D.eig_every,
                    help="eigen-solve interval for gd/gf/mf/midpoint (the central flow solves every step)")
-    c.add_argument("--cf-substeps", type=_positive("--cf-substeps", int), default=D.cf_substeps,
+    c.add_argument("--cf-substeps", type=_positive("--cf-substeps", int, _limit("cf_substeps")),
+                   default=D.cf_substeps,
                    help="central-flow Euler substeps per step")
     c.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=D.mf_order,
                    help="modified-flow order (1 to 6)")
     c.add_argument("--out", help="output directory (default: a new gdflows-runs/compare-<data>-<time>)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    c.add_argument("--resume", metavar="DIR", help="continue the interrupted or killed run in DIR (its arguments)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
 
@@ -152,40 +182,84 @@ def _cmd_derive(args) -> int:
     return 1 if failed else 0
 
 
-def _cmd_compare(args) -> int:
+# compare's CLI options that are CompareConfig fields under another name
+_CONFIG_NAMES = {"loss_fn": "loss"}
+
+
+def _cmd_compare(args, given: dict, stop) -> int:
     import jax
 
-    if args.device == "cpu":
+    from .compare import CompareConfig, compare, for_problem
+
+    options = {_CONFIG_NAMES.get(k, k): v for k, v in vars(args).items()}
+    if args.resume:
+        if args.out or args.overwrite:
+            raise UsageError("--resume: goes without --out and --overwrite (the run directory is the one named)")
+        options = _resume_options(args.resume, "compare", options,
+                                  {_CONFIG_NAMES.get(k, k): v for k, v in given.items()})
+    if options["device"] == "cpu":
         jax.config.update("jax_platforms", "cpu")
-    elif args.device == "gpu":
+    elif options["device"] == "gpu":
         try:
             jax.devices("gpu")
         except RuntimeError:
             raise UsageError("--device: no GPU is visible to JAX (install jax[cuda12] or use --device cpu)") from None
-    jax.config.update("jax_enable_x64", bool(args.float64 or args.problem))   # toy problems: float64
-    from .compare import CompareConfig, compare, for_problem
-
-    cfg = CompareConfig(problem=args.problem, data=args.data, n=args.n, classes=args.classes,
-                        data_dir=args.data_dir, model=args.model,
-                        widths=args.widths, activation=args.activation, loss=args.loss_fn,
-                        flows=args.flows, seed=args.seed, float64=args.float64,
-                        k_max=args.k_max, eig_every=args.eig_every, cf_substeps=args.cf_substeps,
-                        mf_order=args.mf_order)
-    cfg = for_problem(cfg, args.lr, args.steps)
-    compare(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress, figures=not args.no_figures)
+    jax.config.update("jax_enable_x64", bool(options["float64"] or options["problem"]))   # toy problems: float64
+    fields = {f.name for f in __import__("dataclasses").fields(CompareConfig)}
+    cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in fields})
+    if not args.resume:
+        cfg = for_problem(cfg, args.lr, args.steps)
+    from .budget import check_compare
+    check_compare(cfg, args.resume or args.out)
+    compare(cfg, args.resume or args.out, overwrite=args.overwrite, progress=not args.no_progress,
+            figures=not args.no_figures, resume=bool(args.resume), should_stop=stop,
+            extra_options={"device": options["device"]})
     return 0
 
 
+def _resume_options(directory, command: str, options: dict, given: dict) -> dict:
+    """The stored options of the run in ``directory``, after checking the ones typed now agree."""
+    from .recorder import PRESENTATION, check_resumable
+
+    stored = check_resumable(directory, command, {k: v for k, v in given.items() if k not in PRESENTATION})
+    return {**options, **stored}
+
+
+def _explicit(argv) -> dict:
+    """The options typed on the command line (defaults left out), by destination name."""
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for a in sub._actions:
+                    a.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
+
+
 def main(argv=None) -> int:
+    from .recorder import Finished, Interrupted, StopOnSignal
+    from .rundir import WriteError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "derive":
             return _cmd_derive(args)
-        if args.command == "run":
-            from .run_cmd import cmd_run
-            return cmd_run(args)
-        if args.command == "compare":
-            return _cmd_compare(args)
+        with StopOnSignal() as stop:
+            if args.command == "run":
+                from .run_cmd import cmd_run
+                return cmd_run(args, _explicit(argv), stop)
+            if args.command == "compare":
+                return _cmd_compare(args, _explicit(argv), stop)
+    except Finished as done:
+        print(f"gdflows: {done}")
+        return 0
+    except Interrupted as stopped:
+        print(f"gdflows: {stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except WriteError as err:   # disk full, permissions: what was written stays readable
+        print(f"gdflows: error: {err.strerror}", file=sys.stderr)
+        return 1
     except Exception as err:  # bad input, from argparse or from the library: one line, exit 2
         from derive.errors import DeriveInputError
         if not isinstance(err, (UsageError, DeriveInputError)):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,24 +119,6 @@ def settings_for(cfg: CompareConfig):
                     eig_every=cfg.eig_every, sdcp_tol=1e-6 if single else 1e-9)
 
 
-class _ResultsSink:
-    """The driver's sink: ``results.h5`` created once the series' shapes are known, written per chunk."""
-
-    def __init__(self, path: Path, rows: int, attrs: dict):
-        self.path, self.rows, self.attrs, self.writer = path, rows, attrs, None
-
-    def start(self, shapes):
-        from .results import ResultsWriter
-        self.writer = ResultsWriter(self.path, shapes, self.rows, self.attrs)
-
-    def write(self, process, rows, start):
-        self.writer.write(process, rows, start)
-
-    def close(self, status=None):
-        if self.writer is not None:
-            self.writer.close(status)
-
-
 def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW) -> dict:
     """Edge-of-stability metrics: onsets, GD's and CF's deviation from 2/η, CF's loss prediction, MF vs GF."""
     out: dict = {"two_over_lr": 2.0 / eta, "window": window}
@@ -176,63 +159,109 @@ def _progress_bar(total: int, enabled: bool):
 
 
 def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, overwrite: bool = False,
-            progress: bool = True, figures: bool = True, echo=print) -> dict:
+            progress: bool = True, figures: bool = True, echo=print, resume: bool = False,
+            should_stop=None, extra_options: dict | None = None) -> dict:
     """Run ``cfg``, write results, summary and figures into ``out``; return the summary.
+
+    Results are written after every chunk, with a checkpoint of every process (see
+    :mod:`numeric.recorder`); ``summary.json`` is written before anything is printed.
+
+    Args:
+        resume: continue the interrupted or killed run in ``out`` (``cfg`` must be the one it
+            was started with).
+        should_stop: polled after every chunk (e.g. :class:`numeric.recorder.StopOnSignal`); when
+            it returns true the run stops there, writes its summary (status "interrupted") and
+            raises :class:`numeric.recorder.Interrupted`.
+        extra_options: stored with ``cfg`` in ``run.json`` (e.g. the CLI's ``device``).
 
     Raises:
         DeriveInputError: bad configuration or output directory (before any computation), or GD
             diverged (after writing what was computed).
+        Interrupted: ``should_stop`` stopped the run (after writing what was computed).
+        WriteError: the files could not be written (what was written before stays readable).
     """
     from derive.errors import DeriveInputError
 
     from .driver import check_flows, run, summarize
-    from .results import prepare_output_dir, to_jsonable, write_summary
+    from .recorder import Recorder, open_run_directory
+    from .results import to_jsonable, write_summary
 
-    if not cfg.lr > 0:
-        raise DeriveInputError(f"--lr: must be > 0, got {cfg.lr}")
-    if not (isinstance(cfg.steps, int) and cfg.steps > 0):
-        raise DeriveInputError(f"--steps: must be a positive integer, got {cfg.steps!r}")
+    check_config(cfg)
     check_flows(cfg.flows)
+    if resume and out is None:
+        raise DeriveInputError("--resume: name the run directory to resume")
     out = Path(out) if out is not None else default_out_dir(cfg)
     problem = build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
-    out = prepare_output_dir(out, overwrite=overwrite)
+    options = {**dataclasses.asdict(cfg), **(extra_options or {})}
+    directory = open_run_directory(out, command="compare", options=options, overwrite=overwrite, resume=resume)
+    out = directory.path
     settings = settings_for(cfg)
     echo(f"gdflows compare: {problem.description}")
     echo(f"  n_params = {problem.n}, lr = {cfg.lr} (2/η = {2 / cfg.lr:.4g}), steps = {cfg.steps}, "
-         f"flows = {','.join(cfg.flows)}, {'float64' if cfg.float64 else 'float32'}, output {out}")
+         f"flows = {','.join(cfg.flows)}, {'float64' if cfg.float64 else 'float32'}, output {out}"
+         + (" (resumed)" if resume else ""))
     attrs = {"problem": problem.name, "lr": cfg.lr, "steps": cfg.steps, "n_params": problem.n,
              "config": to_jsonable(dataclasses.asdict(cfg)), "settings": to_jsonable(dataclasses.asdict(settings)),
              "description": problem.description}
-    sink = _ResultsSink(out / "results.h5", cfg.steps + 1, attrs)
+    recorder = Recorder(directory, cfg.steps + 1, attrs, resume=resume)
     bar, update = _progress_bar(cfg.steps * len(cfg.flows), progress)
     try:
         result = run(problem, cfg.lr, cfg.steps, list(cfg.flows), settings=settings, chunk=cfg.chunk,
-                     progress=update, sink=sink, keep_w=False, stop_if_gd_diverges=True)
-    except BaseException:
-        sink.close("interrupted")
+                     progress=update, sink=recorder, keep_w=False, stop_if_gd_diverges=True,
+                     should_stop=should_stop)
+        summary = summarize(result)
+        summary["config"] = dataclasses.asdict(cfg)
+        summary["eos"] = eos_summary(result.series, cfg.lr)
+        if "cf" in summary and "loss" in result.series.get("cf", {}):
+            summary["cf"]["predicted_loss_rel_err"] = summary["eos"].get("cf_predicted_loss_rel_err")
+            summary["cf"]["sharpness_max_rel_dev"] = summary["eos"].get("cf_sharpness_max_rel_dev")
+        checks = metrics.acceptance(summary) if not result.interrupted else []
+        summary["acceptance"] = [c._asdict() for c in checks]
+        write_summary(out / "summary.json", summary)
+    except BaseException as err:
+        recorder.abort(err)   # a second signal, or an error: the run can be resumed
         raise
     finally:
         bar.close()
-    sink.close()
-    summary = summarize(result)
-    summary["config"] = dataclasses.asdict(cfg)
-    summary["eos"] = eos_summary(result.series, cfg.lr)
-    if "cf" in summary and "loss" in result.series.get("cf", {}):
-        summary["cf"]["predicted_loss_rel_err"] = summary["eos"].get("cf_predicted_loss_rel_err")
-        summary["cf"]["sharpness_max_rel_dev"] = summary["eos"].get("cf_sharpness_max_rel_dev")
-    checks = metrics.acceptance(summary)
-    summary["acceptance"] = [c._asdict() for c in checks]
-    write_summary(out / "summary.json", summary)
+    recorder.close(summary["status"])
+    return _report(cfg, out, result, summary, checks, figures, echo, getattr(should_stop, "signum", None))
+
+
+def check_config(cfg: CompareConfig) -> None:
+    """One-line errors naming the argument for numbers that cannot run."""
+    from derive.errors import DeriveInputError
+
+    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise DeriveInputError(f"--lr: must be a finite number > 0, got {cfg.lr}")
+    if not (isinstance(cfg.steps, int) and cfg.steps > 0):
+        raise DeriveInputError(f"--steps: must be a positive integer, got {cfg.steps!r}")
+
+
+def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
+    """Figures, the table and the checks, after every file is written; the exit condition."""
+    from derive.errors import DeriveInputError
+
+    from .recorder import Interrupted
+
     written = []
     if figures:
         from .figures import make_figures
         from .results import Results
-        written = make_figures(Results(result.series, attrs, {}), out)   # the series just written, from memory
+        attrs = {"problem": summary["problem"], "lr": cfg.lr, "steps": cfg.steps}
+        try:
+            written = make_figures(Results(result.series, attrs, {}), out)   # the series just written, from memory
+        except OSError as err:
+            from .rundir import WriteError
+            raise WriteError(err.errno or 0, f"writing the figures in {out} failed: {err.strerror or err}") from None
     print_table(summary, echo)
-    echo("edge-of-stability checks (the acceptance criteria of the default run):")
-    for c in checks:
-        echo(c.line())
+    if checks:
+        echo("edge-of-stability checks (the acceptance criteria of the default run):")
+        for c in checks:
+            echo(c.line())
     echo(f"wrote {out}/results.h5, summary.json" + "".join(f", {p.name}" for p in written))
+    if result.interrupted:
+        raise Interrupted(signum or 2, f"interrupted: stopped after the chunk in progress; results so far kept "
+                                         f"in {out}; continue with --resume {out}")
     gd_status = summary.get("gd", {}).get("status", "ok")
     if gd_status != "ok":
         raise DeriveInputError(f"--lr: gradient descent {gd_status} at lr = {cfg.lr}; try a smaller --lr "

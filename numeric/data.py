@@ -303,7 +303,7 @@ def synthetic_cifar(n: int = 1000, classes: int = 4, seed: int = 0) -> Dataset:
         DeriveInputError: One line naming ``n``, ``classes`` or ``seed``.
     """
     n, classes, per_class = _check_sizes(n, classes, None)
-    seed = _check_int(seed, "seed", 0)
+    seed = _check_int(seed, "seed", 0, 2**32 - 1)   # the CLI's rule for every seed
     rng = np.random.default_rng(seed)
     means = 0.5 * rng.standard_normal((classes, CIFAR_DIM))
     labels = np.arange(n) % classes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -30,11 +31,13 @@ class RunResult:
             ``w`` is kept only when ``keep_w`` (small problems); with GD in the run every process
             also has ``distance_to_gd`` = ‖w − w_GD‖ and ``gd_offset`` = Uᵀ(w_GD − w) on its tracked
             eigenvectors U, computed on the device step by step.
-        status: ``{process: "ok" | "diverged at step k: reason" | "skipped: reason"}``.
+        status: ``{process: "ok" | "diverged at step k: reason" | "failed at step k: reason" |
+            "interrupted at step k" | "skipped: reason" | "not started (interrupted)"}``.
         notes: ``{process: [warnings]}`` (eigensolver or ODE solver trouble).
         wall_seconds: ``{process: seconds}`` including compilation.
         compile_seconds: ``{process: seconds}`` spent compiling its scans.
         compiles: ``{process: number of compiled scans}`` (one per distinct chunk length: ≤ 2).
+        interrupted: ``should_stop`` stopped the run before every process finished.
     """
 
     problem: Problem
@@ -46,6 +49,7 @@ class RunResult:
     wall_seconds: dict = field(default_factory=dict)
     compile_seconds: dict = field(default_factory=dict)
     compiles: dict = field(default_factory=dict)
+    interrupted: bool = False
 
 
 KEEP_W_LIMIT = 20_000   # keep every process's full trajectory w in the result up to this many parameters
@@ -53,7 +57,7 @@ KEEP_W_LIMIT = 20_000   # keep every process's full trajectory w in the result u
 
 def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settings: Settings | None = None,
         chunk: int = 50, loss_bound: float | None = None, progress=None, sink=None, keep_w: bool | None = None,
-        stop_if_gd_diverges: bool = False) -> RunResult:
+        stop_if_gd_diverges: bool = False, should_stop=None) -> RunResult:
     """Run ``flows`` for ``steps`` steps of τ from ``problem.init``.
 
     GD runs first; its trajectory is kept (in memory, or in a temporary memory-mapped file for
@@ -70,11 +74,17 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
         loss_bound: a process whose loss exceeds this is stopped as diverged
             (default: 1e6 × (|L(w₀)| + 1)).
         progress: optional callable ``(process, steps_done, steps)``.
-        sink: optional object with ``start(shapes)`` (called once with ``{process: {series: shape}}``
-            before any step) and ``write(process, series, start_row)`` (called after every chunk):
-            e.g. an incremental results file.
+        sink: optional recorder (e.g. :class:`numeric.recorder.Recorder`) with ``start(shapes)``
+            (called once with ``{process: {series: shape}}`` before any step) and
+            ``write(process, series, start_row)`` (after every chunk); if it also has
+            ``trajectory(rows, n, dtype)``, ``restored(process)`` and ``checkpoint(process, entry, state)``,
+            GD's iterates live where it says, each process checkpoints its state after every chunk,
+            and a process the sink restores continues from its checkpoint (resume).
         keep_w: keep ``w`` series in the result (default: n ≤ ``KEEP_W_LIMIT``).
         stop_if_gd_diverges: skip the other processes when GD diverges.
+        should_stop: optional callable polled after every chunk; when it returns true the run stops
+            there (the process in progress is "interrupted at step k", later ones "not started")
+            and ``result.interrupted`` is set.
     """
     from derive.errors import DeriveInputError
 
@@ -98,20 +108,24 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
                          if k not in ("finite",) and (k != "w" or keep_w)}
                   for (name, p), f in zip(procs.items(), loggers.values())}
         sink.start(shapes)
-    reference = _Trajectory(steps + 1, w0) if "gd" in flows and len(flows) > 1 else None
+    reference = _trajectory(sink, steps + 1, w0) if "gd" in flows and len(flows) > 1 else None
+    stop = should_stop or (lambda: False)
     try:
         for name, proc in procs.items():
-            if stop_if_gd_diverges and result.status.get("gd", "ok") != "ok":
-                result.status[name], result.notes[name], result.wall_seconds[name] = "skipped: gd diverged", [], 0.0
-                result.series[name] = {}
-                continue
-            t0 = time.perf_counter()
-            one = _Runner(proc, loggers[name], steps, chunk, bound, progress, sink, keep_w,
-                          record=reference if name == "gd" else None,
-                          reference=reference if name != "gd" else None)
-            result.series[name], result.status[name], result.notes[name] = one.run(w0)
-            result.wall_seconds[name] = time.perf_counter() - t0
-            result.compile_seconds[name], result.compiles[name] = one.compile_seconds, one.compiles
+            restored = sink.restored(name) if hasattr(sink, "restored") else None
+            if result.interrupted or (restored is None and stop()):
+                result.interrupted = True
+                _not_run(result, name, "not started (interrupted)")
+            elif stop_if_gd_diverges and result.status.get("gd", "ok") != "ok":
+                _not_run(result, name, "skipped: gd diverged")
+            else:
+                one = _Runner(proc, loggers[name], steps, chunk, bound, progress, sink, keep_w,
+                              record=reference if name == "gd" else None,
+                              reference=reference if name != "gd" else None, should_stop=stop)
+                result.series[name], result.status[name], result.notes[name] = one.run(w0, restored)
+                result.wall_seconds[name] = one.wall_seconds
+                result.compile_seconds[name], result.compiles[name] = one.compile_seconds, one.compiles
+                result.interrupted = result.interrupted or result.status[name].startswith("interrupted")
     finally:
         if reference is not None:
             reference.close()
@@ -151,34 +165,41 @@ def _logger(proc, with_gd: bool, keep_w: bool):
     return log
 
 
-class _Trajectory:
-    """GD's iterates, row k = w_k: a NumPy array, or a temporary memory-mapped file when large."""
+def _trajectory(sink, rows, w0):
+    """GD's iterates (row k = w_k; unwritten rows read NaN): where the sink keeps them, else in
+    memory, or in a temporary file when large."""
+    from .rundir import Trajectory
 
-    def __init__(self, rows: int, w0):
-        n, dtype = w0.shape[0], np.dtype(w0.dtype)
-        self._tmp = None
-        if rows * n * dtype.itemsize > 256 * 2**20:
-            import tempfile
-            self._tmp = tempfile.TemporaryDirectory(prefix="gdflows-gd-")
-            self.rows = np.lib.format.open_memmap(f"{self._tmp.name}/w.npy", mode="w+", dtype=dtype, shape=(rows, n))
-        else:
-            self.rows = np.zeros((rows, n), dtype)
-        self.rows[0] = np.asarray(w0)
+    n, dtype = w0.shape[0], np.dtype(w0.dtype)
+    if hasattr(sink, "trajectory"):
+        traj = sink.trajectory(rows, n, dtype)
+    elif rows * n * dtype.itemsize > 256 * 2**20:
+        import tempfile
+        tmp = tempfile.TemporaryDirectory(prefix="gdflows-gd-")
+        traj = Trajectory(rows, n, dtype, path=Path(tmp.name) / "w.f8")
+        traj.tmp = tmp   # removed with the trajectory
+    else:
+        traj = Trajectory(rows, n, dtype)
+    if traj.valid == 0:
+        traj.write(0, np.asarray(w0)[None])
+    return traj
 
-    def close(self):
-        if self._tmp is not None:
-            del self.rows
-            self._tmp.cleanup()
+
+def _not_run(result, name, status):
+    result.status[name], result.notes[name], result.wall_seconds[name] = status, [], 0.0
+    result.series[name] = {}
 
 
 class _Runner:
-    """One process: ahead-of-time compiled chunked scans, host checks and writes between chunks."""
+    """One process: ahead-of-time compiled chunked scans, host checks, writes and checkpoints between
+    chunks."""
 
-    def __init__(self, proc, log, steps, chunk, bound, progress, sink, keep_w, record, reference):
+    def __init__(self, proc, log, steps, chunk, bound, progress, sink, keep_w, record, reference, should_stop):
         self.proc, self.log, self.steps, self.chunk, self.bound = proc, log, steps, chunk, bound
         self.progress, self.sink, self.keep_w = progress, sink, keep_w
-        self.record, self.reference = record, reference
+        self.record, self.reference, self.should_stop = record, reference, should_stop
         self.compile_seconds, self.compiles, self._compiled = 0.0, 0, {}
+        self.wall_seconds = 0.0
 
     def _scan(self, state, xs):
         key = xs.shape[0]
@@ -195,39 +216,67 @@ class _Runner:
     def _gd_rows(self, start, n, w0):
         if self.reference is None:
             return jnp.zeros((n, 0), w0.dtype)
-        return jnp.asarray(self.reference.rows[start:start + n])
+        return jnp.asarray(self.reference.read(start, n))
 
-    def run(self, w0):
+    def run(self, w0, restored=None):
+        """``(series, status, notes)``; ``restored`` = ``(entry, state leaves, stored series)`` to continue."""
+        t0 = time.perf_counter()
         proc, steps = self.proc, self.steps
         state = proc.init(w0)
-        first = jax.tree_util.tree_map(np.asarray, jax.jit(self.log)(state, w0))
+        first = jax.tree_util.tree_map(np.asarray, jax.jit(self.log)(state, self._gd_rows(0, 1, w0)[0]))
         series = {k: np.full((steps + 1,) + np.shape(v), np.nan) for k, v in first.items()
                   if k != "finite" and (k != "w" or self.keep_w)}
-        self._store(series, first, 0, 1)
-        status, notes, done = "ok", [], 0
-        if not (first["finite"] and np.isfinite(first["loss"])):
-            return self._finish(series, "diverged at step 0: the initial point gives a non-finite value", notes)
+        notes: list = []
+        if restored is not None:
+            entry, leaves, stored = restored
+            done, notes = int(entry["done"]), list(entry.get("notes", []))
+            self.wall_seconds = float(entry.get("wall_seconds", 0.0))
+            for k, v in stored.items():
+                if k in series:
+                    series[k][:done + 1] = v[:done + 1]
+            if entry["status"] != "running":
+                return series, entry["status"], notes
+            from .rundir import state_from
+            state = state_from(state, leaves)
+        else:
+            done = 0
+            self._store(series, first, 0, 1)
+            if not (first["finite"] and np.isfinite(first["loss"])):
+                return self._finish(series, _bad_start(proc, w0), notes, 0, t0)
+        status = "ok"
         while done < steps:
             n = min(self.chunk, steps - done)
-            state, logs = self._scan(state, self._gd_rows(done + 1, n, w0))
+            new_state, logs = self._scan(state, self._gd_rows(done + 1, n, w0))
             logs = jax.tree_util.tree_map(np.asarray, logs)
             bad = _first_bad(logs, self.bound)
             keep = n if bad is None else bad[0]
             self._store(series, logs, done + 1, keep)
             if bad is not None:
-                status = f"diverged at step {done + keep + 1}: {bad[1]}"
+                done += keep
+                status = f"{bad[1]} at step {done + 1}: {bad[2]}"
                 break
-            done += n
+            done, state = done + n, new_state
             if self.progress:
                 self.progress(proc.name, done, steps)
-        return self._finish(series, status, notes)
+            if done < steps:
+                self._checkpoint(done, "running", notes, t0, state)
+                if self.should_stop():
+                    status = f"interrupted at step {done}"
+                    break
+        return self._finish(series, status, notes, done, t0)
+
+    def _checkpoint(self, done, status, notes, t0, state=None):
+        if hasattr(self.sink, "checkpoint"):
+            entry = {"done": done, "status": status, "notes": notes,
+                     "wall_seconds": self.wall_seconds + time.perf_counter() - t0}
+            self.sink.checkpoint(self.proc.name, entry, state)
 
     def _store(self, series, logs, start, keep):
         if keep == 0:
             return
         rows = {k: np.asarray(v)[:keep] if start else np.asarray(v)[None] for k, v in logs.items() if k != "finite"}
         if self.record is not None:
-            self.record.rows[start:start + keep] = rows["w"]
+            self.record.write(start, rows["w"])
         if not self.keep_w:
             rows.pop("w", None)
         for k, v in rows.items():
@@ -235,27 +284,44 @@ class _Runner:
         if self.sink is not None:
             self.sink.write(self.proc.name, rows, start)
 
-    def _finish(self, series, status, notes):
-        for flag, text in (("eig_converged", "eigensolver did not converge at {} step(s)"),
-                           ("solver_ok", "ODE solver failed (max_steps or step-size) at {} step(s)")):
-            if flag in series:
-                failures = int(np.sum(series[flag][1:] == 0))
-                if failures:
-                    notes.append(text.format(failures))
-                    warnings.warn(f"{self.proc.name}: " + text.format(failures), RuntimeWarning, stacklevel=4)
+    def _finish(self, series, status, notes, done, t0):
+        if "eig_converged" in series:
+            failures = int(np.sum(series["eig_converged"][1:done + 1] == 0))
+            text = f"eigensolver did not converge at {failures} step(s)"
+            if failures and text not in notes:
+                notes = [n for n in notes if not n.startswith("eigensolver did not converge")] + [text]
+                warnings.warn(f"{self.proc.name}: " + text, RuntimeWarning, stacklevel=4)
+        if not status.startswith("interrupted"):   # an interrupted process keeps its running checkpoint
+            self._checkpoint(done, status, notes, t0)
+        self.wall_seconds += time.perf_counter() - t0
         return series, status, notes
 
 
+def _bad_start(proc, w0) -> str:
+    """Why a process cannot start: the initial point itself, or (e.g. the midpoint's first GD step
+    overflowing) the process's own initial state."""
+    w0 = np.asarray(w0)
+    if not np.all(np.isfinite(w0)):
+        return "diverged at step 0: the initial point is not finite"
+    return (f"diverged at step 0: the {proc.name} process's initial state gives a non-finite value "
+            "(the initial point itself is finite)")
+
+
 def _first_bad(logs, bound):
-    """(index, reason) of the first step with a non-finite state or a loss above ``bound``."""
+    """(index, kind, reason) of the first step with a non-finite state, a loss above ``bound``, or a
+    failed ODE solve (the state after a failed solve is not the flow's, so it is not kept)."""
     finite, loss = logs["finite"], logs["loss"]
     nonfinite = ~finite.astype(bool) | ~np.isfinite(loss)
     above = np.isfinite(loss) & (loss > bound)
-    idx = np.flatnonzero(nonfinite | above)
+    failed = ~logs["solver_ok"].astype(bool) if "solver_ok" in logs else np.zeros_like(nonfinite)
+    idx = np.flatnonzero(nonfinite | above | failed)
     if idx.size == 0:
         return None
     i = int(idx[0])
-    return i, ("non-finite parameters or loss" if nonfinite[i] else f"loss {loss[i]:.3g} above bound {bound:.3g}")
+    if failed[i]:
+        return i, "failed", "the ODE solver could not finish the step (max_steps or step size too small)"
+    return i, "diverged", ("non-finite parameters or loss" if nonfinite[i]
+                           else f"loss {loss[i]:.3g} above bound {bound:.3g}")
 
 
 def _last_finite(x):
@@ -266,13 +332,15 @@ def _last_finite(x):
 def summarize(result: RunResult) -> dict:
     """The ``summary.json`` content: per process final/tail metrics (see the CLI docs)."""
     out = {"problem": result.problem.name, "lr": result.settings.eta, "steps": result.steps,
-           "n_params": result.problem.n, "processes": list(result.series)}
+           "n_params": result.problem.n, "processes": list(result.series),
+           "status": "interrupted" if result.interrupted else "complete"}
     tail = max(1, result.steps // 10)
     for name, ser in result.series.items():
         entry = {"status": result.status[name], "notes": result.notes[name],
                  "wall_seconds": result.wall_seconds[name]}
         out[name] = entry
         if "loss" not in ser:
+            entry["steps_reached"] = 0
             continue
         loss = ser["loss"]
         reached = np.flatnonzero(np.isfinite(loss))

@@ -12,15 +12,19 @@ Output directory (``--out``)
       created, and only then is the old one deleted: at no moment does ``--out`` mix old and new files;
     * a path that is a file is refused.
 
-    Files are then written into the directory as the run goes (the HDF5 file incrementally), so an
-    interrupted run keeps everything it had written.
+    Files are then written into the directory as the run goes (the HDF5 file after every chunk),
+    so an interrupted run keeps everything it had written; the run directory's other files
+    (``run.json``, checkpoint, lock) are described in :mod:`numeric.rundir`.
 
 ``results.h5`` layout (format ``gdflows-results`` version 1)::
 
     /                               attrs: format = "gdflows-results", format_version = 1,
-    │                                      rows (per series, e.g. steps + 1), status ("running" while open,
-    │                                      "complete" / "partial" after close(), "interrupted" if the
-    │                                      writer's ``with`` block raised), gdflows_version, git_commit,
+    │                                      rows (per series, e.g. steps + 1), status ("running" until
+    │                                      close(); then "complete" / "partial" (some process stopped
+    │                                      early), "interrupted" (a signal, or the writer's ``with`` block
+    │                                      raised) or "failed" (an I/O error); :func:`read_results`
+    │                                      reports "killed" for a run directory whose writer died),
+    │                                      gdflows_version, git_commit,
     │                                      created (ISO time), plus the caller's attrs (problem, lr,
     │                                      n_params, param_names, ...; dicts and None are stored as JSON
     │                                      text under the same key with the prefix "json:")
@@ -35,15 +39,19 @@ Output directory (``--out``)
     └── cf/
         ├── sigma_eigs (rows, K), predicted_loss, predicted_grad_norm2, sigma_trace, ...
 
-Every dataset is float64, created full size at the start with fill value NaN (so rows never written
-read as NaN: steps not reached, a diverged process, an interrupted run), chunked along the step
-axis, and written in chunks by :meth:`ResultsWriter.write`, which flushes the file after each chunk.
+Every dataset is float64, contiguous, allocated on disk at the start and filled with NaN (so rows
+never written read as NaN: steps not reached, a diverged process, an interrupted run; and a full
+disk shows up when the run starts, not hours in). :meth:`ResultsWriter.write` opens the file,
+writes a chunk of rows (raw data only: the file's structure never changes after creation) and
+closes it again, without taking HDF5's file lock: between chunks nobody holds the file, so a plain
+``h5py.File(path, "r")`` (or ``h5dump``) reads it while the run goes on.
 
 ``summary.json``: pretty-printed JSON (2-space indent, keys in insertion order); NaN and ±inf are
 written as ``null``; NumPy scalars and arrays become numbers and (nested) lists.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -167,9 +175,8 @@ def write_summary(path: str | os.PathLike, summary: Mapping) -> Path:
     if path.is_dir():
         path = path / "summary.json"
     text = json.dumps(to_jsonable(summary), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from .rundir import atomic_write
+    atomic_write(path, text.encode("utf-8"))
     return path
 
 
@@ -284,25 +291,48 @@ class ResultsWriter:
         if self.path.exists() and not overwrite:
             raise FileExistsError(f"path: {str(self.path)!r} already exists (pass overwrite=True to replace it)")
         self._n_written = {p: 0 for p in self.shapes}
-        self._file = h5py.File(self.path, "w")
-        try:
-            root = self._file.attrs
-            meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "rows": self.steps, "status": "running",
-                    **provenance(), **dict(attrs or {})}
+        self._closed = False
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "rows": self.steps, "status": "running",
+                **provenance(), **dict(attrs or {})}
+        with self._open("w") as f:
             for key, value in meta.items():
                 k, v = _attr_value(str(key), value)
-                root[k] = v
+                f.attrs[k] = v
             for proc, series in self.shapes.items():
-                group = self._file.create_group(proc)
+                group = f.create_group(proc)
                 group.attrs["n_written"] = 0
                 for name, shape in series.items():
-                    rows = max(1, min(self.steps, (1 << 20) // max(1, 8 * int(np.prod(shape, dtype=np.int64)))))
-                    group.create_dataset(name, shape=(self.steps, *shape), dtype="f8", fillvalue=np.nan,
-                                         chunks=(rows, *shape) if all(shape) else None)
-            self._file.flush()
-        except Exception:
-            self._file.close()
+                    _preallocated(group, name, (self.steps, *shape))
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> "ResultsWriter":
+        """The writer of an existing results file (to resume a run): same processes, series, rows."""
+        self = cls.__new__(cls)
+        self.path, self._closed = Path(path), False
+        with self._open("r+") as f:
+            self.steps = int(f.attrs["rows"])
+            self.shapes = {p: {k: ds.shape[1:] for k, ds in g.items()} for p, g in f.items()}
+            self._n_written = {p: int(g.attrs["n_written"]) for p, g in f.items()}
+            f.attrs.modify("status", "running")
+        return self
+
+    @contextlib.contextmanager
+    def _open(self, mode: str):
+        """The file, open only for one write: no lock is held between chunks, so a plain
+        ``h5py.File(path, "r")`` can read it at any time while the run goes on. I/O errors become a
+        one-line :class:`~numeric.rundir.WriteError`."""
+        import h5py
+
+        from .rundir import WriteError
+
+        try:
+            with h5py.File(self.path, mode, locking=False) as f:
+                yield f
+        except WriteError:
             raise
+        except (OSError, RuntimeError, ValueError) as err:   # h5py reports a failed write as any of these
+            raise WriteError(getattr(err, "errno", None) or 0,
+                             f"writing {self.path} failed: {_io_reason(err)}") from None
 
     # context manager --------------------------------------------------------------------
     def __enter__(self) -> "ResultsWriter":
@@ -313,10 +343,16 @@ class ResultsWriter:
 
     @property
     def closed(self) -> bool:
-        return not bool(self._file)
+        return self._closed
+
+    @property
+    def n_written(self) -> dict[str, int]:
+        """``{process: 1 + the highest row written}``."""
+        return dict(self._n_written)
 
     def write(self, process: str, series: Mapping[str, Any], start_index: int) -> None:
-        """Write rows ``start_index, start_index + 1, ...`` of some series of ``process``; flush.
+        """Write rows ``start_index, start_index + 1, ...`` of some series of ``process``; the file
+        is closed again before this returns.
 
         Each value has shape ``(m, *shape_per_step)`` (m rows; all series of one call share m), or
         exactly ``shape_per_step`` for a single row. Series not mentioned are left as they are.
@@ -349,24 +385,45 @@ class ResultsWriter:
         end = int(start_index) + rows
         if end > self.steps:
             raise ValueError(f"start_index: rows {start_index}..{end - 1} do not fit in {self.steps} steps")
-        group = self._file[process]
-        for name, arr in blocks.items():
-            group[name][start_index:end] = arr
-        if end > self._n_written[process]:
-            self._n_written[process] = end
-            group.attrs["n_written"] = end
-        self._file.flush()
+        with self._open("r+") as f:
+            group = f[process]
+            for name, arr in blocks.items():
+                group[name][start_index:end] = arr
+            if end > self._n_written[process]:
+                self._n_written[process] = end
+                group.attrs.modify("n_written", end)
 
     def close(self, status: str | None = None) -> None:
-        """Record the status ("complete" if every process wrote every row, else "partial") and close."""
+        """Record the status ("complete" if every process wrote every row, else "partial")."""
         if self.closed:
             return
         if status is None:
             status = "complete" if all(n == self.steps for n in self._n_written.values()) else "partial"
-        try:
-            self._file.attrs["status"] = status
-        finally:
-            self._file.close()
+        self._closed = True
+        with self._open("r+") as f:
+            f.attrs.modify("status", status)
+
+
+def _io_reason(err: Exception) -> str:
+    """The operating system's words for a failed HDF5 write ("No space left on device", ...)."""
+    import re
+
+    found = re.search(r"error message = '([^']+)'", str(err))
+    if found:
+        return found.group(1)
+    return getattr(err, "strerror", None) or str(err).split("(")[0].strip() or type(err).__name__
+
+
+def _preallocated(group, name: str, shape: tuple[int, ...]) -> None:
+    """A float64 dataset filled with NaN and allocated on disk now (contiguous): later writes change
+    raw data only, never the file's structure, so a kill mid-write cannot damage what is there."""
+    import h5py
+
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+    dcpl.set_fill_value(np.array(np.nan))
+    group.create_dataset(name, shape=shape, dtype="f8", dcpl=dcpl)
 
 
 class Results(dict):
@@ -395,6 +452,10 @@ def read_results(path: str | os.PathLike) -> Results:
         attrs = _read_attrs(f.attrs)
         if attrs.get("format") != FORMAT:
             raise ValueError(f"path: {os.fspath(path)!r} is not a {FORMAT} file")
+        if attrs.get("status") == "running":   # nobody holds the run directory's lock: the writer was killed
+            from .rundir import run_status
+            if run_status(Path(path).parent) == "killed":
+                attrs["status"] = "killed"
         data, process_attrs = {}, {}
         for proc, group in f.items():
             data[proc] = {name: ds[()] for name, ds in group.items()}

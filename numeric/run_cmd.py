@@ -1,13 +1,19 @@
 """``gdflows run``: one problem, several processes, a table, and optionally files.
 
-Output directory (``--out``): ``results.h5`` (see :mod:`numeric.results` for the layout) and
-``summary.json`` with, per process: ``final_loss``, ``mean_loss_tail`` (mean loss over the last
-10% of steps), ``final_sharpness``, ``final_distance_to_gd``, ``final_params``, ``status``,
-``wall_seconds``; and for ``cf`` also ``final_predicted_loss`` and ``final_sigma_trace`` (tr Σ).
+Output directory (``--out``): ``results.h5`` (see :mod:`numeric.results` for the layout), written
+after every chunk, and ``summary.json`` with, per process: ``final_loss``, ``mean_loss_tail`` (mean
+loss over the last 10% of steps), ``final_sharpness``, ``final_distance_to_gd``, ``final_params``,
+``status``, ``steps_reached``, ``wall_seconds``; and for ``cf`` also ``final_predicted_loss`` and
+``final_sigma_trace`` (tr Σ). ``--resume DIR`` continues an interrupted or killed run.
 """
 from __future__ import annotations
 
+import math
 import sys
+
+# the options that define a run (what --resume restores and checks)
+RUN_OPTIONS = ("problem", "loss", "init", "params", "lr", "steps", "flows", "mf_order", "cf_substeps", "k_max",
+               "rtol", "atol", "float32")
 
 
 def _resolve_problem(args):
@@ -31,12 +37,14 @@ def _resolve_problem(args):
     return problem, lr, steps
 
 
-def cmd_run(args) -> int:
+def cmd_run(args, given: dict | None = None, stop=None) -> int:
+    """Run, write (``--out``/``--resume``), print; exit code 2 if GD diverged, 128 + signal if stopped."""
     import jax
 
     from derive.errors import DeriveInputError
 
-    from .driver import run, summarize
+    from .budget import check_run
+    from .driver import KEEP_W_LIMIT, check_flows, run, summarize
     from .processes import Settings
 
     if args.list:
@@ -44,26 +52,77 @@ def cmd_run(args) -> int:
         for name, description in list_problems():
             print(f"{name:14s} {description}")
         return 0
+    if args.resume:
+        if args.out or args.overwrite:
+            raise DeriveInputError("--resume: goes without --out and --overwrite (the run directory is the one named)")
+        from .recorder import check_resumable
+        stored = check_resumable(args.resume, "run", {k: v for k, v in (given or {}).items() if k in RUN_OPTIONS})
+        for k in RUN_OPTIONS:
+            setattr(args, k, stored.get(k))
     jax.config.update("jax_enable_x64", not args.float32)
     problem, lr, steps = _resolve_problem(args)
     if lr is None:
         raise DeriveInputError("lr: --lr is required for a custom loss")
     if steps is None:
         raise DeriveInputError("steps: --steps is required for a custom loss")
-    flows = [f.strip() for f in args.flows.split(",") if f.strip()]
-    out_dir = None
-    if args.out:
-        from .results import prepare_output_dir
-        out_dir = prepare_output_dir(args.out, overwrite=args.overwrite)
+    flows = check_flows([f.strip() for f in args.flows.split(",") if f.strip()])
+    out = args.resume or args.out
+    check_run(problem.n, steps, len(flows), args.k_max, problem.n <= KEEP_W_LIMIT, out)
     settings = Settings(eta=lr, rtol=args.rtol, atol=args.atol, mf_order=args.mf_order,
                         cf_substeps=args.cf_substeps, k_max=args.k_max)
-    result = run(problem, lr, steps, flows, settings=settings)
-    summary = summarize(result)
+    from .processes import make_process
+    for name in flows:   # formulas that cannot be built for this loss fail here, before files exist
+        make_process(name, problem, settings)
+    recorder = None
+    if out is not None:
+        from .recorder import Recorder, open_run_directory
+        options = {k: getattr(args, k) for k in RUN_OPTIONS}
+        directory = open_run_directory(out, command="run", options=options, overwrite=args.overwrite,
+                                       resume=bool(args.resume))
+        attrs = {"problem": problem.name, "lr": lr, "steps": steps, "n_params": problem.n,
+                 "param_names": list(problem.param_names or [])}
+        recorder = Recorder(directory, steps + 1, attrs, resume=bool(args.resume))
+    try:
+        result = run(problem, lr, steps, flows, settings=settings, sink=recorder, should_stop=stop)
+        summary = summarize(result)
+        if recorder is not None:
+            from .results import write_summary
+            write_summary(recorder.directory.path / "summary.json", summary)
+    except BaseException as err:
+        if recorder is not None:
+            recorder.abort(err)
+        raise
+    if recorder is not None:
+        recorder.close(summary["status"])
     _print_table(result, summary)
-    if out_dir is not None:
-        _write_outputs(out_dir, result, summary)
-        print(f"wrote {out_dir}/results.h5 and {out_dir}/summary.json")
+    if recorder is not None:
+        print(f"wrote {recorder.directory.path}/results.h5 and {recorder.directory.path}/summary.json")
+    return _exit(result, summary, stop, out)
+
+
+def _exit(result, summary, stop, out) -> int:
+    from derive.errors import DeriveInputError
+
+    from .recorder import Interrupted
+
+    kept = f"; results so far kept in {out}" if out else ""
+    if result.interrupted:
+        again = f"; continue with --resume {out}" if out else ""
+        raise Interrupted(getattr(stop, "signum", None) or 2, f"interrupted: stopped after the chunk in progress{kept}"
+                                                             f"{again}")
+    gd = summary.get("gd", {}).get("status", "ok")
+    if gd != "ok":
+        raise DeriveInputError(f"--lr: gradient descent {gd} at lr = {result.settings.eta}; the other processes "
+                               f"ran on; distances to GD are NaN from there{kept}")
     return 0
+
+
+def _fmt(value, spec: str) -> str:
+    """``value`` in ``spec``, or "n/a" (None or NaN: e.g. no eigenvalue was ever computed)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        width = "".join(c for c in spec.split(".")[0] if c.isdigit())
+        return f"{'n/a':>{width or 0}s}"
+    return format(value, spec)
 
 
 def _print_table(result, summary):
@@ -74,24 +133,15 @@ def _print_table(result, summary):
     print(head)
     for name in result.series:
         e = summary[name]
-        dist = e.get("final_distance_to_gd", float("nan"))
-        tail = e["mean_loss_tail"] if e["mean_loss_tail"] is not None else float("nan")
-        print(f"{name:9s} {e['final_loss']:12.6g} {tail:12.6g} {e['final_sharpness']:10.5g} {dist:11.4g} "
+        if "final_loss" not in e:
+            print(f"{name:9s} {'':>12s} {'':>12s} {'':>10s} {'':>11s} {e['wall_seconds']:7.2f}  {e['status']}")
+            continue
+        print(f"{name:9s} {_fmt(e['final_loss'], '12.6g')} {_fmt(e['mean_loss_tail'], '12.6g')} "
+              f"{_fmt(e['final_sharpness'], '10.5g')} {_fmt(e.get('final_distance_to_gd'), '11.4g')} "
               f"{e['wall_seconds']:7.2f}  {e['status']}")
         for note in e["notes"]:
             print(f"{'':9s} warning: {note}", file=sys.stderr)
-    if "cf" in summary:
+    if "cf" in summary and "final_predicted_loss" in summary["cf"]:
         cf = summary["cf"]
-        print(f"central flow: predicted loss {cf['final_predicted_loss']:.6g}, tr Σ = {cf['final_sigma_trace']:.4g}")
-
-
-def _write_outputs(out_dir, result, summary):
-    from .results import ResultsWriter, write_summary
-
-    processes = {name: {k: v.shape[1:] for k, v in ser.items()} for name, ser in result.series.items()}
-    attrs = {"problem": result.problem.name, "lr": result.settings.eta, "steps": result.steps,
-             "n_params": result.problem.n, "param_names": list(result.problem.param_names or [])}
-    with ResultsWriter(out_dir / "results.h5", processes, result.steps + 1, attrs) as writer:
-        for name, ser in result.series.items():
-            writer.write(name, ser, 0)
-    write_summary(out_dir / "summary.json", summary)
+        print(f"central flow: predicted loss {_fmt(cf['final_predicted_loss'], '.6g')}, "
+              f"tr Σ = {_fmt(cf['final_sigma_trace'], '.4g')}")

@@ -346,6 +346,10 @@ def _extremum(a):
 
 def _piecewise(a):
     lhs, rel, rhs, yes, no = a
+    if lhs.has(sp.Piecewise) or rhs.has(sp.Piecewise):
+        # SymPy's ExprCondPair rewrites such a condition through solveset, which can run for
+        # minutes and fill memory (seen: 24 GB) while the example is being drawn
+        return yes + no
     try:
         cond = rel(lhs, rhs)
     except TypeError:      # a non-real side (e.g. sqrt of a negative constant)
