@@ -487,15 +487,16 @@ class Emitter:
                 if e > 0:
                     num.append(self._power(text, prec, e))
                 else:
-                    den.append(self._power(text, prec, -e, _ATOM))
+                    den.append((_paren(text, prec, _ATOM), -e))
             coef = node[1]
-            if not num:
-                num, coef = [float_literal(abs(coef))], math.copysign(1.0, coef)
-            body = "*".join(num)
-            if den:
-                d = "*".join(den)
-                body += "/" + (f"({d})" if len(den) > 1 or "*" in d.replace("**", "") else d)
-            return _scaled(coef, body, _MUL)
+            if len(den) == 1 and den[0][1] == 1:    # c/x: one division
+                if not num:
+                    num, coef = [float_literal(abs(coef))], math.copysign(1.0, coef)
+                return _scaled(coef, "*".join(num) + "/" + den[0][0], _MUL)
+            # x**-k per factor, not 1/(x*...*y): autodiff of 1/u squares u, which underflows
+            # (jax.grad of 1/(x*x*x) is -inf at x = 4e-65, of x**-3 the true -1.2e258)
+            factors = num + [f"{text}**-{k}" for text, k in den]
+            return _scaled(coef, "*".join(factors) if factors else "1.0", _MUL)
         if kind == "sqrt":
             return f"jnp.sqrt({self.expr(node[1])[0]})", _ATOM
         if kind == "pow":

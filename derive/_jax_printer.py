@@ -135,6 +135,8 @@ class JaxCodePrinter(JaxPrinter):
         b = self.parenthesize(base, 60)  # 60: SymPy's precedence of Pow
         if exp.is_Integer:
             n = abs(int(exp))
+            if exp < -1:   # x**-k, not 1/(x*x*x): autodiff of 1/u squares u, which underflows
+                return f"({b}**-{n})"
             body = "*".join([b] * n) if base.is_Symbol and n <= 4 else f"{b}**{n}"
             return f"({body})" if exp > 0 else f"(1/({body}))"
         if exp.is_Rational and exp.q == 2:
@@ -145,6 +147,19 @@ class JaxCodePrinter(JaxPrinter):
         if exp.is_number:
             return f"({b}**{float_literal(real_value(exp))})"
         return f"({b}**{self.parenthesize(exp, 60)})"
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """c/x with one division; any other denominator factor by factor (x*y**-2, (1/x)*(1/y)),
+        as the DAG emitter prints it, so that JAX's derivatives never square a denominator."""
+        rest = expr.as_coeff_Mul()[1]
+        den = [a for a in rest.as_ordered_factors() if a.is_Pow and a.exp.is_Integer and a.exp < 0]
+        if not den or (len(den) == 1 and den[0].exp == -1):
+            return super()._print_Mul(expr)
+        coeff, rest = expr.as_coeff_Mul()
+        factors = [self.parenthesize(a, 50) for a in rest.as_ordered_factors()]   # 50: SymPy's Mul precedence
+        if abs(coeff) != 1:
+            factors.insert(0, self._print(abs(coeff)))
+        return ("-" if coeff < 0 else "") + "*".join(factors)
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         return self._print_pieces([(p.cond, p.expr) for p in expr.args])

@@ -98,3 +98,36 @@ def test_derivative_regression_extreme_coefficient_ratio():
     expr = 1 / (c * x2 - sp.Rational(7, 2) - c / (x2**2 + 1) + 1 / (x0 / 26 + 5 * sp.sin(5)))
     point = {x0: 3.369308255812385, x1: -1.7480202103567524, x2: 2.1021489089730068}
     assert D.derivative_case(expr, [x0], [x1, x2], point) == []
+
+
+y = sp.Symbol("y", real=True)
+DERIVATIVE_REGRESSIONS = [
+    # 1/(x*x*x): jax.grad of the value kernel squared x**3 and underflowed to -inf; x**-3 is exact
+    (x2**-3, [x0, x1, x2], [x3], {x0: -1.2e-38, x1: 1.93, x2: -3.936147876631978e-65, x3: 0.5}),
+    (sp.Float("-0.0607882889075951") / (x0 * x1), [x0], [x1], {x0: 0.3598141889658555, x1: 4.88537639733773e-153}),
+    (x0**sp.Rational(-5, 2), [x0, x1], [x2], {x0: 2.3366505354702417e-57, x1: 1.8568058479228364, x2: 0.3}),
+    # the harness: 2/y − 2/y cancels in every chain rule through 1/(1/y); bounded as written, not simplified
+    (1 / sp.Max(sp.Float("2.98028037136765"), 1 / y), [x0, y], [x2], {x0: -3.2, y: 4.287897967903516e-29, x2: 3.7}),
+    # the harness: ∂(x0**-2)/∂x0 overflows inside the chain rule, so reverse mode meets inf·0 off the diagonal
+    (-4 / (1 + x0**-2) + 4 / x0, [x0, x1], [x2], {x0: 3.355190417481409e-147, x1: 2.43, x2: 4.0}),
+    (sp.Piecewise((1 / x1, x3 < -2), (1 / x3, True)), [x0, x1, x2], [x3],
+     {x0: 4.87e-285, x1: -3.77631802492321e-212, x2: -0.43, x3: -3.5750897212832253}),
+]
+
+
+@pytest.mark.parametrize("expr, params, consts, point", DERIVATIVE_REGRESSIONS)
+def test_derivative_regressions(expr, params, consts, point):
+    assert D.derivative_case(expr, params, consts, point) == []
+
+
+def test_negative_powers_print_per_factor():
+    """One division for c/x; every other denominator as x**-k, which JAX differentiates without
+    squaring it (see the first regressions above)."""
+    import re
+
+    from derive import build_function
+    for cse in (True, False):
+        src = build_function([3 / x0, x0 / (x1 * x1), 1 / (x0 * x1), x0**-3], [x0, x1], cse=cse).source
+        body = src.split("def generated_fn")[1]
+        assert re.search(r"3(\.0)?/x0", body) and "x1**-2" in body and "x0**-3" in body, body
+        assert not re.search(r"/\(?x\d[*]", body), body    # no denominator is a product
