@@ -36,7 +36,7 @@ def rows_written(path, process):
     try:
         with h5py.File(path, "r") as f:
             return int(f[process].attrs["n_written"])
-    except (OSError, KeyError):
+    except Exception:   # not created yet, or caught mid-write: ask again
         return 0
 
 
