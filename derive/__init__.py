@@ -7,10 +7,12 @@ compiles for any JAX loss with ``.compile(loss_fn)``, and checks itself with ``.
 - :func:`modified_loss` — L + (η/4)‖∇L‖² and beyond, or :class:`NotAGradientField`.
 - :func:`gradient_taylor`, :func:`sharpness_gradient` — ∇L(w + x u) and ∇S = D³L[u, u].
 - :func:`central_flow`, :func:`central_flow_multi` — σ², the projected flow, predictions, SDCP.
+- :func:`rmsprop_central_flow` — scalar RMSProp's central flow: σ² from dS_eff/dτ = 0, dν/dτ.
 
 Code generation: :func:`build_function` (explicit SymPy → JAX kernels) and
 :func:`compile_operator` (operator formulas → autodiff programs over pytrees).
 """
+from .adaptive import ScalarRMSPropCentralFlow, rmsprop_central_flow
 from .bseries import METHODS, ButcherTableau
 from .differentiate import derivatives
 from .central import CentralFlow, CentralFlowMulti, central_flow, central_flow_multi

@@ -276,7 +276,7 @@ class OpStrPrinter(StrPrinter):
         return e.name
 
     def _print_Symbol(self, e):
-        return {"eta": "η", "sigma2": "σ²"}.get(e.name, e.name)
+        return {"eta": "η", "sigma2": "σ²", "nu": "ν", "beta2": "β₂"}.get(e.name, e.name)
 
     _print_Dummy = _print_Symbol
 
@@ -323,8 +323,9 @@ class OpLatexPrinter(LatexPrinter):
         return rf"\left\langle {self._vec(a)}, {self._vec(b)} \right\rangle"
 
     def _print_Symbol(self, e, style="plain"):
-        if e.name == "sigma2":
-            return r"\sigma^{2}"
+        names = {"sigma2": r"\sigma^{2}", "nu": r"\nu", "beta2": r"\beta_{2}"}
+        if e.name in names:
+            return names[e.name]
         return super()._print_Symbol(e)
 
 

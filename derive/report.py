@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .adaptive import rmsprop_central_flow
 from .central import central_flow, central_flow_multi
 from .errors import NotAGradientField
 from .modified import GradientObstruction, gradient_orders, modified_loss, modified_vector_field
@@ -96,6 +97,8 @@ def derivation_report(max_order: int = 4, latex: bool = False, seed: int = 0) ->
                                                        sharpness_gradient().taylor_at_eigenvector()], latex, seed),
         _section("Central flow, one unstable eigenvalue", lambda: _central_one(), latex, seed),
         _section("Central flow, two unstable eigenvalues", lambda: [central_flow_multi(2)], latex, seed),
+        _section("Central flow of scalar RMSProp, one unstable eigenvalue", lambda: [rmsprop_central_flow()],
+                 latex, seed),
     ]
 
 
