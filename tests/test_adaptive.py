@@ -47,3 +47,33 @@ def _dot(e, grad):
     vec = {"DL()": grad, "DL(u, u)": sp.Matrix([0, 1])}
     a, b = (vec[str(arg)] for arg in e.args)
     return (a.T * b)[0, 0]
+
+
+def test_central_fixed_point_on_the_normal_form_and_its_distance_to_the_discrete_cycle():
+    """The central flow's fixed point at x = 0 solves its three conditions: S_eff = η(1+z)/√ν = 2,
+    dz/dτ = 0 (z − z* + σ²/2 = 0, since ∇S = e_z) and dν/dτ = 0 ((z − z*)² + σ²(1+z)² = ν).
+    The discrete 2-cycle (x = ±η/2, z = z* − η²/8, ν = (1+z)²η²/4) satisfies the first two but
+    not the third: there ‖∇L‖² = (1+z)²a² exactly, while the central flow's average
+    ‖∇L(centre)‖² + σ²S² keeps (z − z*)² = σ⁴/4, a term of the order the theory drops. So z
+    differs by O(η⁴): z_cf − z_cycle = η⁴/(128(1+z)²) + O(η⁶) (2.0e−6 at η = 0.2)."""
+    z, sig2, nu_ = sp.symbols("z sigma2 nu", positive=True)
+    lr, zstar = sp.Rational(1, 5), sp.Rational(3, 2)
+    conditions = [lr * (1 + z) - 2 * sp.sqrt(nu_), z - zstar + sig2 / 2, (z - zstar) ** 2 + sig2 * (1 + z) ** 2 - nu_]
+    sols = [s for s in sp.solve(conditions, [z, sig2, nu_], dict=True) if s[z].is_real and s[z] > -1]
+    assert len(sols) == 1
+    z_cf, s2_cf, nu_cf = sols[0][z], sols[0][sig2], sols[0][nu_]
+    z_cycle = zstar - lr**2 / 8
+    gap = sp.N(z_cf - z_cycle, 30)
+    approx = lr**4 / (128 * (1 + z_cycle) ** 2)
+    assert 0 < gap and abs(gap / approx - 1) < 1e-3, (gap, approx)
+    # the derived σ² (stationary S_eff) vanishes dν/dτ and dw/dτ there: it is the fixed point's σ²
+    cf = rmsprop_central_flow()
+    x, zz = sp.symbols("x zz", real=True)
+    loss = (1 + zz) * x**2 / 2 + (zz - zstar) ** 2 / 2
+    velocity = cf.on(loss, [x, zz], eta=lr, u=sp.Matrix([1, 0])).xreplace({x: 0, zz: z_cf, nu: nu_cf,
+                                                                              beta2: sp.Rational(9, 10)})
+    assert all(abs(sp.N(v, 40)) < 1e-25 for v in velocity)
+    grad = sp.Matrix([0, z_cf - zstar])
+    s2 = cf.sigma2_value.xreplace({eta: lr, nu: nu_cf, beta2: sp.Rational(9, 10)})
+    s2 = s2.replace(lambda e: e.func.__name__ == "Dot", lambda e: _dot(e, grad))
+    assert abs(sp.N(s2 - s2_cf, 30)) < 1e-25
