@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .central import _dot_subs, _random_vectors, central_flow, sigma2
-from .ops import DL, Dot, Vec, inner, opstr
+from .central import N, _dot_subs, _random_vectors, central_flow, g, sigma2
+from .ops import Dot, inner, opstr, split_vector_terms
 from .ops import eta as ETA
 from .result import Check, Derivation
 from .taylor import S
@@ -31,8 +31,6 @@ __all__ = ["ScalarRMSPropCentralFlow", "beta2", "nu", "rmsprop_central_flow"]
 # Dummies: never equal to a user's symbol named nu or beta2
 nu = sp.Dummy("nu", positive=True)
 beta2 = sp.Dummy("beta2", positive=True)
-g = DL()
-N = DL(Vec("u"), Vec("u"))   # ∇S at the top eigenvector u
 
 
 class ScalarRMSPropCentralFlow(Derivation):
@@ -82,7 +80,7 @@ class ScalarRMSPropCentralFlow(Derivation):
         vals = {**_dot_subs({g: gv, N: Nv}), ETA: sp.Rational(1, 7), nu: sp.Rational(9, 4), beta2: sp.Rational(9, 10)}
         s2 = self.sigma2_value.xreplace(vals)
         w_dot = self.w_ansatz.xreplace({sigma2: s2}).xreplace(vals)
-        w_dot = sp.Matrix([sum((coef * (gv if vec == g else Nv)[i] for coef, vec in _terms(w_dot)), 0)
+        w_dot = sp.Matrix([sum((coef * (gv if vec == g else Nv)[i] for coef, vec in split_vector_terms(w_dot)), 0)
                            for i in range(5)])
         dS = (Nv.T * w_dot)[0, 0]
         S_edge = 2 * sp.sqrt(vals[nu]) / vals[ETA]
@@ -90,12 +88,6 @@ class ScalarRMSPropCentralFlow(Derivation):
         dSeff = vals[ETA] * (dS / sp.sqrt(vals[nu]) - S_edge * nu_dot / (2 * vals[nu] ** sp.Rational(3, 2)))
         yield Check("explicit random rational vectors in R⁵, η = 1/7, ν = 9/4, β₂ = 9/10: dS_eff/dτ = 0",
                     sp.simplify(dSeff) == 0, f"σ² = {s2}")
-
-
-def _terms(vector_expr):
-    """``[(coefficient, vector atom)]`` of a linear combination of g and ∇S."""
-    from .ops import split_vector_terms
-    return split_vector_terms(sp.expand(vector_expr))
 
 
 def rmsprop_central_flow() -> ScalarRMSPropCentralFlow:

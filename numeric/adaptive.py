@@ -66,8 +66,7 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
     if not opt.eps >= 0 or not opt.nu0 >= 0:
         raise DeriveInputError(f"eps, nu0: must be ≥ 0, got {opt.eps}, {opt.nu0}")
 
-    def ema(nu, w):
-        g = problem.grad(w)
+    def ema(nu, g):
         return nu + (1 - opt.beta2) * ((g * g if opt.diagonal else jnp.vdot(g, g)) - nu)
 
     def step_size(nu, t):
@@ -76,7 +75,7 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
 
     def effective(eig, w, nu, t, first=False):
         """Track the top eigenpairs of P^{−1/2} H P^{−1/2} with P the next step's preconditioner."""
-        d = jnp.sqrt(step_size(ema(nu, w), t + 1)) * jnp.ones_like(w)
+        d = jnp.sqrt(step_size(ema(nu, problem.grad(w)), t + 1)) * jnp.ones_like(w)
         loss = lambda y: problem.loss(d * y)   # noqa: E731  Hessian D H D at y = w / d
         dense = None if problem.hess is None else (lambda y: d[:, None] * problem.hess(d * y) * d[None, :])
         y = w / d
@@ -93,9 +92,10 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
         return RMSPropState(w0, nu, t, effective(None, w0, nu, t, first=True))
 
     def step(state):
-        nu = ema(state.nu, state.w)
+        g = problem.grad(state.w)
+        nu = ema(state.nu, g)
         t = state.t + 1
-        w = state.w - step_size(nu, t) * problem.grad(state.w)
+        w = state.w - step_size(nu, t) * g
         return RMSPropState(w, nu, t, effective(state.eig, w, nu, t))
 
     def observe(state):

@@ -187,6 +187,8 @@ _CONFIG_NAMES = {"loss_fn": "loss"}
 
 
 def _cmd_compare(args, given: dict, stop) -> int:
+    import dataclasses
+
     import jax
 
     from .compare import CompareConfig, compare, for_problem
@@ -195,8 +197,9 @@ def _cmd_compare(args, given: dict, stop) -> int:
     if args.resume:
         if args.out or args.overwrite:
             raise UsageError("--resume: goes without --out and --overwrite (the run directory is the one named)")
-        options = _resume_options(args.resume, "compare", options,
-                                  {_CONFIG_NAMES.get(k, k): v for k, v in given.items()})
+        from .recorder import check_resumable
+        stored = check_resumable(args.resume, "compare", {_CONFIG_NAMES.get(k, k): v for k, v in given.items()})
+        options = {**options, **stored}
     if options["device"] == "cpu":
         jax.config.update("jax_platforms", "cpu")
     elif options["device"] == "gpu":
@@ -205,7 +208,7 @@ def _cmd_compare(args, given: dict, stop) -> int:
         except RuntimeError:
             raise UsageError("--device: no GPU is visible to JAX (install jax[cuda12] or use --device cpu)") from None
     jax.config.update("jax_enable_x64", bool(options["float64"] or options["problem"]))   # toy problems: float64
-    fields = {f.name for f in __import__("dataclasses").fields(CompareConfig)}
+    fields = {f.name for f in dataclasses.fields(CompareConfig)}
     cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in fields})
     if not args.resume:
         cfg = for_problem(cfg, args.lr, args.steps)
@@ -215,14 +218,6 @@ def _cmd_compare(args, given: dict, stop) -> int:
             figures=not args.no_figures, resume=bool(args.resume), should_stop=stop,
             extra_options={"device": options["device"]})
     return 0
-
-
-def _resume_options(directory, command: str, options: dict, given: dict) -> dict:
-    """The stored options of the run in ``directory``, after checking the ones typed now agree."""
-    from .recorder import PRESENTATION, check_resumable
-
-    stored = check_resumable(directory, command, {k: v for k, v in given.items() if k not in PRESENTATION})
-    return {**options, **stored}
 
 
 def _explicit(argv) -> dict:

@@ -60,8 +60,8 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
         stop_if_gd_diverges: bool = False, should_stop=None) -> RunResult:
     """Run ``flows`` for ``steps`` steps of τ from ``problem.init``.
 
-    GD runs first; its trajectory is kept (in memory, or in a temporary memory-mapped file for
-    large problems) and streamed to the later processes' scans, which compute their distance to
+    GD runs first; its trajectory is kept (where the sink says, else in memory, or in a temporary
+    file for large problems) and streamed to the later processes' scans, which compute their distance to
     GD on the device, so memory does not grow with steps × parameters per process.
 
     Args:

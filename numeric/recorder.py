@@ -54,10 +54,6 @@ class StopOnSignal:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
 
 def open_run_directory(out, *, command: str, options: dict, overwrite: bool, resume: bool) -> RunDirectory:
     """The run directory, locked: a new one (``prepare_output_dir``, ``options`` stored in
@@ -143,6 +139,7 @@ class Recorder:
         self.writer = None
         self.ckpt = directory.load_checkpoint() if resume else Checkpoint()
         self.results_path = directory.path / "results.h5"
+        self._stored = None   # the series already in results.h5, read once on resume
 
     # the sink protocol --------------------------------------------------------------------
     def start(self, shapes) -> None:
@@ -183,8 +180,10 @@ class Recorder:
         leaves = self.ckpt.states.get(process)
         if entry["status"] == "running" and leaves is None:
             return None   # its state was not kept: run it again from the start
-        from .results import read_results
-        return entry, leaves, read_results(self.results_path).get(process, {})
+        if self._stored is None:
+            from .results import read_results
+            self._stored = read_results(self.results_path)
+        return entry, leaves, self._stored.get(process, {})
 
     # the end ----------------------------------------------------------------------------------
     def abort(self, err: BaseException) -> None:
@@ -205,12 +204,3 @@ class Recorder:
         finally:
             self.directory.finish(status)
 
-
-def steps_reached(result) -> dict:
-    """``{process: last row with a finite loss}`` (0 where nothing ran)."""
-    out = {}
-    for name, series in result.series.items():
-        loss = series.get("loss")
-        reached = np.flatnonzero(np.isfinite(loss)) if loss is not None else np.array([], int)
-        out[name] = int(reached[-1]) if reached.size else 0
-    return out

@@ -345,11 +345,6 @@ class ResultsWriter:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def n_written(self) -> dict[str, int]:
-        """``{process: 1 + the highest row written}``."""
-        return dict(self._n_written)
-
     def write(self, process: str, series: Mapping[str, Any], start_index: int) -> None:
         """Write rows ``start_index, start_index + 1, ...`` of some series of ``process``; the file
         is closed again before this returns.
