@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 import sympy as sp
 
-from ._jax_printer import JaxCodePrinter, any_of, float_literal, real_value
+from ._jax_printer import JaxCodePrinter, all_of, any_of, float_literal, real_value
 from ._nonsmooth import NONSMOOTH, branches
 from ._walk import FreeSymbols
 
@@ -514,12 +514,8 @@ class Emitter:
         if kind == "rel":
             return f"{_RELATIONS[node[1]]}({self.ref(node[2])}, {self.ref(node[3])})", _ATOM
         if kind in ("and", "or"):
-            fn = f"jnp.logical_{kind}"
             texts = [self.expr(j)[0] for j in node[1]]
-            out = texts[-1]
-            for t in reversed(texts[:-1]):
-                out = f"{fn}({t}, {out})"
-            return out, _ATOM
+            return (all_of(texts) if kind == "and" else any_of(texts)), _ATOM
         if kind == "not":
             return f"jnp.logical_not({self.expr(node[1])[0]})", _ATOM
         if kind == "piecewise":   # where(decided, where(cond, value, rest), nan): NaN in, NaN out

@@ -151,11 +151,10 @@ class JaxCodePrinter(JaxPrinter):
     def _print_Mul(self, expr: sp.Mul) -> str:
         """c/x with one division; any other denominator factor by factor (x*y**-2, (1/x)*(1/y)),
         as the DAG emitter prints it, so that JAX's derivatives never square a denominator."""
-        rest = expr.as_coeff_Mul()[1]
+        coeff, rest = expr.as_coeff_Mul()
         den = [a for a in rest.as_ordered_factors() if a.is_Pow and a.exp.is_Integer and a.exp < 0]
         if not den or (len(den) == 1 and den[0].exp == -1):
             return super()._print_Mul(expr)
-        coeff, rest = expr.as_coeff_Mul()
         factors = [self.parenthesize(a, 50) for a in rest.as_ordered_factors()]   # 50: SymPy's Mul precedence
         if abs(coeff) != 1:
             factors.insert(0, self._print(abs(coeff)))
