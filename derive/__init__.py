@@ -8,12 +8,15 @@ compiles for any JAX loss with ``.compile(loss_fn)``, and checks itself with ``.
 - :func:`gradient_taylor`, :func:`sharpness_gradient` — ∇L(w + x u) and ∇S = D³L[u, u].
 - :func:`central_flow`, :func:`central_flow_multi` — σ², the projected flow, predictions, SDCP.
 - :func:`rmsprop_central_flow` — scalar RMSProp's central flow: σ² from dS_eff/dτ = 0, dν/dτ.
+- :func:`rmsprop_central_flow_multi`, :func:`diagonal_rmsprop_central_flow` — RMSProp's central
+  flows with k eigenvalues in the preconditioner's metric (scalar and per-coordinate ν).
 
 Code generation: :func:`build_function` (explicit SymPy → JAX kernels) and
 :func:`compile_operator` (operator formulas → autodiff programs over pytrees).
 """
 from .adaptive import ScalarRMSPropCentralFlow, rmsprop_central_flow
 from .bseries import METHODS, ButcherTableau
+from .preconditioned import diagonal_rmsprop_central_flow, rmsprop_central_flow_multi
 from .differentiate import derivatives
 from .central import CentralFlow, CentralFlowMulti, central_flow, central_flow_multi
 from .errors import DeriveInputError, LossParseError, NotAGradientField
@@ -47,6 +50,8 @@ __all__ = [
     "MAX_ORDER",
     "METHODS",
     "ButcherTableau",
+    "diagonal_rmsprop_central_flow",
+    "rmsprop_central_flow_multi",
     "CentralFlow",
     "CentralFlowMulti",
     "Check",

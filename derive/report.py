@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .adaptive import rmsprop_central_flow
+from .preconditioned import diagonal_rmsprop_central_flow, rmsprop_central_flow_multi
 from .central import central_flow, central_flow_multi
 from .errors import NotAGradientField
 from .modified import GradientObstruction, gradient_orders, modified_loss, modified_vector_field
@@ -99,6 +100,8 @@ def derivation_report(max_order: int = 4, latex: bool = False, seed: int = 0) ->
         _section("Central flow, two unstable eigenvalues", lambda: [central_flow_multi(2)], latex, seed),
         _section("Central flow of scalar RMSProp, one unstable eigenvalue", lambda: [rmsprop_central_flow()],
                  latex, seed),
+        _section("Central flows of RMSProp, k = 2 eigenvalues in the preconditioner's metric",
+                 lambda: [rmsprop_central_flow_multi(2), diagonal_rmsprop_central_flow(2)], latex, seed),
     ]
 
 

@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--params", help="comma-separated parameter names for --loss (default: all symbols)")
     r.add_argument("--lr", type=_positive("--lr"), help="learning rate η (default: the problem's)")
     r.add_argument("--steps", type=_positive("--steps", int), help="number of GD steps (default: the problem's)")
-    r.add_argument("--flows", default="gd,gf,mf,cf,midpoint", help="comma-separated processes")
+    r.add_argument("--flows", help="comma-separated processes (default gd,gf,mf,cf,midpoint; with --optimizer "
+                                   "rmsprop: rmsprop,sf,cf)")
     r.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=1,
                    help="modified-flow order (1 to 6)")
     r.add_argument("--cf-substeps", type=_positive("--cf-substeps", int, _limit("cf_substeps")), default=4,
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most eigenvalues tracked")
     r.add_argument("--rtol", type=_positive("--rtol"), default=1e-8, help="flow ODE relative tolerance")
     r.add_argument("--atol", type=_positive("--atol"), default=1e-10, help="flow ODE absolute tolerance")
+    from .compare import DEFAULT
+    _add_optimizer(r, DEFAULT, network=False)
     r.add_argument("--float32", action="store_true", help="single precision (default: float64)")
     r.add_argument("--out", help="write results.h5 and summary.json to this new directory, as the run goes")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
@@ -138,6 +141,7 @@ def _add_compare(sub) -> None:
     c.add_argument("--flows", type=_csv("--flows"), default=D.flows,
                    help="processes (default " + ",".join(D.flows) + ")")
     c.add_argument("--seed", type=_seed, default=D.seed, help="initialisation seed (default 0)")
+    _add_optimizer(c, D)
     c.add_argument("--float64", action="store_true", help="double precision (default float32)")
     c.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where JAX runs (default auto)")
     c.add_argument("--k-max", type=_positive("--k-max", int, _limit("k_max")), default=D.k_max,
@@ -154,6 +158,51 @@ def _add_compare(sub) -> None:
     c.add_argument("--resume", metavar="DIR", help="continue the interrupted or killed run in DIR (its arguments)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+
+
+def _unit_interval(name):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"{name}: expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and 0 < value < 1):
+            raise UsageError(f"{name}: must be in (0, 1), got {text}")
+        return value
+    return parse
+
+
+def _nonnegative(name, cast=float):
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise UsageError(f"{name}: expected {'an integer' if cast is int else 'a number'}, got {text!r}") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"{name}: must be a finite number ≥ 0, got {text}")
+        return value
+    return parse
+
+
+def _add_optimizer(c, D, network=True) -> None:
+    """--optimizer, --beta2, --eps, --bias-correction, --warm-start. ``network``: compare's help, whose
+    RMSProp defaults differ from the plain settings (:data:`numeric.compare.OPTIMIZER_DEFAULTS`)."""
+    from .compare import OPTIMIZER_DEFAULTS, OPTIMIZERS
+
+    rms = OPTIMIZER_DEFAULTS["rmsprop"] if network else {"beta2": D.beta2}
+    c.add_argument("--optimizer", default=D.optimizer, choices=OPTIMIZERS,
+                   help="gd, rmsprop (scalar ν) or rmsprop-diag (per-coordinate ν); with rmsprop the processes "
+                        f"are the optimizer, its stable flow sf and central flow cf (default {D.optimizer})")
+    c.add_argument("--beta2", type=_unit_interval("--beta2"), default=D.beta2,
+                   help=f"RMSProp's EMA factor β₂ (default {rms['beta2']})")
+    c.add_argument("--eps", type=_nonnegative("--eps"), default=D.eps,
+                   help="RMSProp's ε added to √ν̂ (default 0" + (
+                       f"; {OPTIMIZER_DEFAULTS['rmsprop-diag']['eps']:g} for rmsprop-diag)" if network else ")"))
+    c.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=D.bias_correction,
+                   help="RMSProp's bias correction ν̂ = ν/(1 − β₂ᵗ) (default " + ("on)" if network else "off)"))
+    c.add_argument("--warm-start", type=_nonnegative("--warm-start", int), default=D.warm_start,
+                   help="RMSProp steps taken before every process starts (the reference's --warm-start; default "
+                        f"{D.warm_start})")
 
 
 def _cmd_derive(args) -> int:
@@ -191,7 +240,7 @@ def _cmd_compare(args, given: dict, stop) -> int:
 
     import jax
 
-    from .compare import CompareConfig, compare, for_problem
+    from .compare import CompareConfig, compare, for_optimizer, for_problem
 
     options = {_CONFIG_NAMES.get(k, k): v for k, v in vars(args).items()}
     if args.resume:
@@ -211,7 +260,7 @@ def _cmd_compare(args, given: dict, stop) -> int:
     fields = {f.name for f in dataclasses.fields(CompareConfig)}
     cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in fields})
     if not args.resume:
-        cfg = for_problem(cfg, args.lr, args.steps)
+        cfg = for_problem(for_optimizer(cfg, {_CONFIG_NAMES.get(k, k) for k in given}), args.lr, args.steps)
     from .budget import check_compare
     check_compare(cfg, args.resume or args.out)
     compare(cfg, args.resume or args.out, overwrite=args.overwrite, progress=not args.no_progress,

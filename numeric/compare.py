@@ -44,6 +44,9 @@ class CompareConfig:
             the non-central processes.
         cf_substeps, mf_order, rtol, atol: central-flow substeps, modified-flow order, ODE tolerances.
         chunk: steps per compiled scan (results are written after each chunk).
+        optimizer: ``gd``, ``rmsprop`` (scalar ν) or ``rmsprop-diag`` (per-coordinate ν); with an
+            RMSProp the processes are the optimizer, its stable flow ``sf`` and central flow ``cf``.
+        beta2, eps, bias_correction, warm_start: RMSProp's settings (ignored by GD).
     """
 
     problem: str | None = None
@@ -68,6 +71,19 @@ class CompareConfig:
     rtol: float | None = None
     atol: float | None = None
     chunk: int = 25
+    optimizer: str = "gd"
+    beta2: float = 0.99
+    eps: float = 0.0
+    bias_correction: bool = False
+    warm_start: int = 0
+
+    def optimizer_settings(self):
+        """None for GD, else the :class:`numeric.adaptive.RMSProp` of this run."""
+        if self.optimizer == "gd":
+            return None
+        from .adaptive import RMSProp
+        return RMSProp(beta2=self.beta2, eps=self.eps, bias_correction=self.bias_correction,
+                       diagonal=self.optimizer == "rmsprop-diag", warm_start=self.warm_start)
 
     @property
     def name(self) -> str:
@@ -78,6 +94,11 @@ class CompareConfig:
 
 
 DEFAULT = CompareConfig()
+OPTIMIZERS = ("gd", "rmsprop", "rmsprop-diag")
+# per optimizer: the default run's settings where they differ from GD's (see README, "Adaptive optimizers")
+OPTIMIZER_DEFAULTS = {"gd": {}, "rmsprop": {"lr": 0.03, "beta2": 0.9, "bias_correction": True},
+                      "rmsprop-diag": {"lr": 0.002, "beta2": 0.99, "eps": 1e-8, "bias_correction": True,
+                                       "warm_start": 5, "k_max": 5}}
 
 
 def build_problem(cfg: CompareConfig):
@@ -119,23 +140,38 @@ def settings_for(cfg: CompareConfig):
                     eig_every=cfg.eig_every, sdcp_tol=1e-6 if single else 1e-9)
 
 
-def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW) -> dict:
-    """Edge-of-stability metrics: onsets, GD's and CF's deviation from 2/η, CF's loss prediction, MF vs GF."""
-    out: dict = {"two_over_lr": 2.0 / eta, "window": window}
-    gd = series.get("gd", {})
-    if "eigs" not in gd:
+def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW, discrete: str = "gd") -> dict:
+    """Edge-of-stability metrics: onsets, the discrete process's and CF's deviation from the edge,
+    CF's loss (and ν) prediction, MF vs GF.
+
+    GD's edge is S = 2/η; an adaptive optimizer's is an effective sharpness of 2 (its ``eigs`` are
+    effective already), which the metrics see as η = 1. Keys: ``discrete_*`` for every run and
+    the same values under ``gd_*`` for GD runs.
+    """
+    units = eta if discrete == "gd" else 1.0
+    out: dict = {"discrete": discrete, "edge": 2.0 / units, "window": window}
+    if discrete == "gd":
+        out["two_over_lr"] = 2.0 / eta
+    disc = series.get(discrete, {})
+    if "eigs" not in disc:
         return out
-    onset = metrics.eos_onset(gd["eigs"][:, 0], eta)
-    out["gd_onset"] = onset
-    out["gd_sharpness_peak"] = float(np.nanmax(gd["eigs"][:, 0]))
-    out["gd_sharpness_max_rel_dev"] = metrics.sharpness_max_rel_dev(gd["eigs"][:, 0], eta, onset)
+    # an adaptive optimizer starts with a tiny ν (S_eff ≫ 2 for a few steps): its edge is the
+    # first return to 2 after it has been below
+    onset = metrics.eos_onset(disc["eigs"][:, 0], units, from_below=discrete != "gd")
+    out["discrete_onset"] = onset
+    out["discrete_sharpness_peak"] = float(np.nanmax(disc["eigs"][:, 0]))
+    out["discrete_sharpness_max_rel_dev"] = metrics.sharpness_max_rel_dev(disc["eigs"][:, 0], units, onset)
     cf = series.get("cf", {})
     if "sigma_trace" in cf:
         start = metrics.cf_onset(cf["sigma_trace"])
         out["cf_onset"] = start
-        out["cf_sharpness_max_rel_dev"] = metrics.sharpness_max_rel_dev(cf["eigs"][:, 0], eta, start)
-        out["cf_predicted_loss_rel_err"] = metrics.predicted_loss_rel_err(cf["predicted_loss"], gd["loss"], onset,
+        out["cf_sharpness_max_rel_dev"] = metrics.sharpness_max_rel_dev(cf["eigs"][:, 0], units, start)
+        out["cf_predicted_loss_rel_err"] = metrics.predicted_loss_rel_err(cf["predicted_loss"], disc["loss"], onset,
                                                                           window)
+        if "nu" in cf and "nu" in disc:
+            out["cf_predicted_nu_rel_err"] = metrics.predicted_loss_rel_err(cf["nu"], disc["nu"], onset, window)
+    if discrete == "gd":
+        out.update({f"gd_{k[len('discrete_'):]}": v for k, v in list(out.items()) if k.startswith("discrete_")})
     mf, gf = series.get("mf", {}), series.get("gf", {})
     if onset and "distance_to_gd" in mf and "distance_to_gd" in gf:
         before = slice(0, onset + 1)
@@ -187,7 +223,8 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
     from .results import to_jsonable, write_summary
 
     check_config(cfg)
-    check_flows(cfg.flows)
+    optimizer = cfg.optimizer_settings()
+    check_flows(cfg.flows, optimizer)
     if resume and out is None:
         raise DeriveInputError("--resume: name the run directory to resume")
     out = Path(out) if out is not None else default_out_dir(cfg)
@@ -197,10 +234,13 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
     out = directory.path
     settings = settings_for(cfg)
     echo(f"gdflows compare: {problem.description}")
-    echo(f"  n_params = {problem.n}, lr = {cfg.lr} (2/η = {2 / cfg.lr:.4g}), steps = {cfg.steps}, "
+    opt_text = "" if optimizer is None else (f", {optimizer.name} (β₂ = {optimizer.beta2:g}, ε = {optimizer.eps:g}"
+                                             f"{', bias correction' if optimizer.bias_correction else ''})")
+    echo(f"  n_params = {problem.n}, lr = {cfg.lr} (2/η = {2 / cfg.lr:.4g}){opt_text}, steps = {cfg.steps}, "
          f"flows = {','.join(cfg.flows)}, {'float64' if cfg.float64 else 'float32'}, output {out}"
          + (" (resumed)" if resume else ""))
-    attrs = {"problem": problem.name, "lr": cfg.lr, "steps": cfg.steps, "n_params": problem.n,
+    disc = "gd" if optimizer is None else optimizer.name
+    attrs = {"problem": problem.name, "lr": cfg.lr, "steps": cfg.steps, "n_params": problem.n, "discrete": disc,
              "config": to_jsonable(dataclasses.asdict(cfg)), "settings": to_jsonable(dataclasses.asdict(settings)),
              "description": problem.description}
     recorder = Recorder(directory, cfg.steps + 1, attrs, resume=resume)
@@ -208,13 +248,15 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
     try:
         result = run(problem, cfg.lr, cfg.steps, list(cfg.flows), settings=settings, chunk=cfg.chunk,
                      progress=update, sink=recorder, keep_w=False, stop_if_gd_diverges=True,
-                     should_stop=should_stop)
+                     should_stop=should_stop, optimizer=optimizer)
         summary = summarize(result)
         summary["config"] = dataclasses.asdict(cfg)
-        summary["eos"] = eos_summary(result.series, cfg.lr)
+        summary["eos"] = eos_summary(result.series, cfg.lr, discrete=disc)
         if "cf" in summary and "loss" in result.series.get("cf", {}):
             summary["cf"]["predicted_loss_rel_err"] = summary["eos"].get("cf_predicted_loss_rel_err")
             summary["cf"]["sharpness_max_rel_dev"] = summary["eos"].get("cf_sharpness_max_rel_dev")
+            if "cf_predicted_nu_rel_err" in summary["eos"]:
+                summary["cf"]["predicted_nu_rel_err"] = summary["eos"]["cf_predicted_nu_rel_err"]
         checks = metrics.acceptance(summary) if not result.interrupted else []
         summary["acceptance"] = [c._asdict() for c in checks]
         write_summary(out / "summary.json", summary)
@@ -235,6 +277,12 @@ def check_config(cfg: CompareConfig) -> None:
         raise DeriveInputError(f"--lr: must be a finite number > 0, got {cfg.lr}")
     if not (isinstance(cfg.steps, int) and cfg.steps > 0):
         raise DeriveInputError(f"--steps: must be a positive integer, got {cfg.steps!r}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise DeriveInputError(f"--optimizer: unknown {cfg.optimizer!r}; expected one of {list(OPTIMIZERS)}")
+    if not (math.isfinite(cfg.beta2) and 0 < cfg.beta2 < 1):
+        raise DeriveInputError(f"--beta2: must be in (0, 1), got {cfg.beta2}")
+    if not (math.isfinite(cfg.eps) and cfg.eps >= 0):
+        raise DeriveInputError(f"--eps: must be a finite number ≥ 0, got {cfg.eps}")
 
 
 def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
@@ -247,7 +295,7 @@ def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
     if figures:
         from .figures import make_figures
         from .results import Results
-        attrs = {"problem": summary["problem"], "lr": cfg.lr, "steps": cfg.steps}
+        attrs = {"problem": summary["problem"], "lr": cfg.lr, "steps": cfg.steps, "discrete": summary["discrete"]}
         try:
             written = make_figures(Results(result.series, attrs, {}), out)   # the series just written, from memory
         except OSError as err:
@@ -262,9 +310,11 @@ def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
     if result.interrupted:
         raise Interrupted(signum or 2, f"interrupted: stopped after the chunk in progress; results so far kept "
                                          f"in {out}; continue with --resume {out}")
-    gd_status = summary.get("gd", {}).get("status", "ok")
+    disc = summary.get("discrete", "gd")
+    gd_status = summary.get(disc, {}).get("status", "ok")
     if gd_status != "ok":
-        raise DeriveInputError(f"--lr: gradient descent {gd_status} at lr = {cfg.lr}; try a smaller --lr "
+        what = "gradient descent" if disc == "gd" else disc
+        raise DeriveInputError(f"--lr: {what} {gd_status} at lr = {cfg.lr}; try a smaller --lr "
                                f"(results so far kept in {out})")
     return summary
 
@@ -272,6 +322,16 @@ def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
 def default_out_dir(cfg: CompareConfig) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("gdflows-runs") / f"compare-{cfg.problem or cfg.data}-{stamp}"
+
+
+def for_optimizer(cfg: CompareConfig, explicit=()) -> CompareConfig:
+    """``cfg`` with the optimizer's defaults (lr, β₂, ε, bias correction, flows) for every field not in ``explicit``."""
+    if cfg.optimizer not in OPTIMIZER_DEFAULTS:
+        return cfg
+    changes = {k: v for k, v in OPTIMIZER_DEFAULTS[cfg.optimizer].items() if k not in explicit}
+    if cfg.optimizer != "gd" and "flows" not in explicit:
+        changes["flows"] = (cfg.optimizer, "sf", "cf")
+    return dataclasses.replace(cfg, **changes)
 
 
 def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> CompareConfig:
@@ -283,23 +343,30 @@ def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> Comp
             raise DeriveInputError(f"--problem: unknown {cfg.problem!r}; expected one of {sorted(REGISTRY)}")
         spec = REGISTRY[cfg.problem]
         return dataclasses.replace(cfg, lr=lr or spec.default_lr, steps=steps or spec.default_steps, float64=True)
-    return dataclasses.replace(cfg, lr=lr or DEFAULT.lr, steps=steps or DEFAULT.steps)
+    return dataclasses.replace(cfg, lr=lr or OPTIMIZER_DEFAULTS.get(cfg.optimizer, {}).get("lr", DEFAULT.lr),
+                               steps=steps or DEFAULT.steps)
 
 
 def print_table(summary: dict, echo=print) -> None:
-    """The end-of-run table: one row per process."""
-    echo(f"{'process':9s} {'final loss':>11s} {'sharpness':>10s} {'S·η/2':>7s} {'‖w − w_GD‖':>11s} "
-         f"{'max ‖w − w_GD‖':>14s} {'wall s':>7s}  status")
-    eta = summary["lr"]
+    """The end-of-run table: one row per process (GD: sharpness and S·η/2; an adaptive optimizer:
+    effective sharpness λ_max(P⁻¹H), its half, and ν)."""
+    disc = summary.get("discrete", "gd")
+    ref = "GD" if disc == "gd" else disc
+    adaptive = disc != "gd"
+    head = f"{'process':12s} {'final loss':>11s} {'S_eff' if adaptive else 'sharpness':>10s} {'S_eff/2' if adaptive else 'S·η/2':>7s} "
+    head += f"{'‖w − w_' + ref + '‖':>16s} {'max ‖w − w_' + ref + '‖':>20s} " + (f"{'ν':>10s} " if adaptive else "")
+    echo(head + f"{'wall s':>7s}  status")
     for name in summary["processes"]:
         e = summary[name]
         if "final_loss" not in e:
-            echo(f"{name:9s} {'':>11s} {'':>10s} {'':>7s} {'':>11s} {'':>14s} {e['wall_seconds']:7.1f}  {e['status']}")
+            echo(f"{name:12s} {'':>11s} {'':>10s} {'':>7s} {'':>16s} {'':>20s} " + (f"{'':>10s} " if adaptive else "")
+                 + f"{e['wall_seconds']:7.1f}  {e['status']}")
             continue
-        s = e["final_sharpness"]
-        s_txt, r_txt = ("n/a", "") if s is None else (f"{s:10.4g}", f"{s * eta / 2:7.4g}")
-        echo(f"{name:9s} {e['final_loss']:11.5g} {s_txt:>10s} {r_txt:>7s} {e.get('final_distance_to_gd', 0):11.4g} "
-             f"{e.get('max_distance_to_gd', 0):14.4g} {e['wall_seconds']:7.1f}  {e['status']}")
+        s, r = e["final_sharpness"], e.get("final_effective_sharpness")
+        s_txt, r_txt = ("n/a", "") if s is None else (f"{s:10.4g}", f"{r / 2:7.4g}")
+        nu = f"{e['final_nu']:10.4g} " if adaptive and e.get("final_nu") is not None else (f"{'':>10s} " if adaptive else "")
+        echo(f"{name:12s} {e['final_loss']:11.5g} {s_txt:>10s} {r_txt:>7s} {e.get('final_distance_to_discrete', 0):16.4g} "
+             f"{e.get('max_distance_to_discrete', 0):20.4g} {nu}{e['wall_seconds']:7.1f}  {e['status']}")
     cf = summary.get("cf", {})
     if "final_predicted_loss" in cf:
         echo(f"central flow: predicted loss {cf['final_predicted_loss']:.5g}, tr Σ = {cf['final_sigma_trace']:.4g}")

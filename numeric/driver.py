@@ -7,6 +7,7 @@ everything up to the divergence; unreached steps stay NaN.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .problem import Problem
-from .processes import PROCESS_NAMES, Settings, make_process
+from .processes import Settings, discrete_name, make_process, process_names
 
 __all__ = ["RunResult", "check_flows", "run", "summarize"]
 
@@ -30,7 +31,10 @@ class RunResult:
         series: ``{process: {name: array of shape (steps + 1, ...)}}`` (NaN where not reached).
             ``w`` is kept only when ``keep_w`` (small problems); with GD in the run every process
             also has ``distance_to_gd`` = ‖w − w_GD‖ and ``gd_offset`` = Uᵀ(w_GD − w) on its tracked
-            eigenvectors U, computed on the device step by step.
+            eigenvectors U, computed on the device step by step. With another optimizer its
+            discrete process plays GD's part: ``distance_to_discrete`` and ``discrete_offset``.
+        discrete: the discrete process's name (``gd``, ``rmsprop``, ``rmsprop-diag``).
+        optimizer: None (GD) or the :class:`numeric.adaptive.RMSProp` settings.
         status: ``{process: "ok" | "diverged at step k: reason" | "failed at step k: reason" |
             "interrupted at step k" | "skipped: reason" | "not started (interrupted)"}``.
         notes: ``{process: [warnings]}`` (eigensolver or ODE solver trouble).
@@ -50,14 +54,24 @@ class RunResult:
     compile_seconds: dict = field(default_factory=dict)
     compiles: dict = field(default_factory=dict)
     interrupted: bool = False
+    optimizer: object = None
+
+    @property
+    def discrete(self) -> str:
+        return discrete_name(self.optimizer)
+
+
+def reference_key(discrete: str) -> str:
+    """The series suffix of distances to the discrete process: ``gd`` for GD runs, else ``discrete``."""
+    return "gd" if discrete == "gd" else "discrete"
 
 
 KEEP_W_LIMIT = 20_000   # keep every process's full trajectory w in the result up to this many parameters
 
 
-def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settings: Settings | None = None,
+def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Settings | None = None,
         chunk: int = 50, loss_bound: float | None = None, progress=None, sink=None, keep_w: bool | None = None,
-        stop_if_gd_diverges: bool = False, should_stop=None) -> RunResult:
+        stop_if_gd_diverges: bool = False, should_stop=None, optimizer=None) -> RunResult:
     """Run ``flows`` for ``steps`` steps of τ from ``problem.init``.
 
     GD runs first; its trajectory is kept (where the sink says, else in memory, or in a temporary
@@ -68,7 +82,8 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
         problem: the loss and initial point.
         eta: learning rate (> 0).
         steps: number of GD steps (> 0); every process advances the same τ.
-        flows: names among ``gd, gf, mf, cf, midpoint``.
+        flows: names among ``gd, gf, mf, cf, midpoint`` (GD), or the optimizer's (``rmsprop, sf, cf``);
+            default: all of them.
         settings: numerical settings (defaults from :class:`Settings`).
         chunk: steps per jitted scan between host checks.
         loss_bound: a process whose loss exceeds this is stopped as diverged
@@ -81,10 +96,12 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
             GD's iterates live where it says, each process checkpoints its state after every chunk,
             and a process the sink restores continues from its checkpoint (resume).
         keep_w: keep ``w`` series in the result (default: n ≤ ``KEEP_W_LIMIT``).
-        stop_if_gd_diverges: skip the other processes when GD diverges.
+        stop_if_gd_diverges: skip the other processes when the discrete process (GD or the optimizer) diverges.
         should_stop: optional callable polled after every chunk; when it returns true the run stops
             there (the process in progress is "interrupted at step k", later ones "not started")
             and ``result.interrupted`` is set.
+        optimizer: None for GD, or a :class:`numeric.adaptive.RMSProp`, whose discrete process
+            then plays GD's part (its distances are ``distance_to_discrete``).
     """
     from derive.errors import DeriveInputError
 
@@ -92,23 +109,24 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
         raise DeriveInputError(f"lr: must be a positive number, got {eta!r}")
     if not (isinstance(steps, (int, np.integer)) and steps > 0):
         raise DeriveInputError(f"steps: must be a positive integer, got {steps!r}")
-    flows = check_flows(flows)
+    flows = check_flows(process_names(optimizer) if flows is None else flows, optimizer)
     s = settings or Settings(eta=float(eta))
+    disc = discrete_name(optimizer)
     steps = int(steps)
     w0 = jnp.asarray(problem.init, dtype=jnp.result_type(float))
     bound = loss_bound if loss_bound is not None else 1e6 * (abs(float(problem.loss(w0))) + 1.0)
     keep_w = problem.n <= KEEP_W_LIMIT if keep_w is None else bool(keep_w)
-    result = RunResult(problem, s, steps)
-    order = ["gd"] + [f for f in flows if f != "gd"] if "gd" in flows else flows
-    procs = {name: make_process(name, problem, s) for name in order}
-    loggers = {name: _logger(proc, with_gd=("gd" in flows and name != "gd"), keep_w=keep_w or name == "gd")
+    result = RunResult(problem, s, steps, optimizer=optimizer)
+    order = [disc] + [f for f in flows if f != disc] if disc in flows else flows
+    procs = {name: make_process(name, problem, s, optimizer) for name in order}
+    loggers = {name: _logger(proc, disc, with_ref=(disc in flows and name != disc), keep_w=keep_w or name == disc)
                for name, proc in procs.items()}
     if sink is not None:
         shapes = {name: {k: v.shape for k, v in jax.eval_shape(lambda w, p=p, f=f: f(p.init(w), w), w0).items()
                          if k not in ("finite",) and (k != "w" or keep_w)}
                   for (name, p), f in zip(procs.items(), loggers.values())}
         sink.start(shapes)
-    reference = _trajectory(sink, steps + 1, w0) if "gd" in flows and len(flows) > 1 else None
+    reference = _trajectory(sink, steps + 1, w0) if disc in flows and len(flows) > 1 else None
     stop = should_stop or (lambda: False)
     try:
         for name, proc in procs.items():
@@ -116,12 +134,12 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
             if result.interrupted or (restored is None and stop()):
                 result.interrupted = True
                 _not_run(result, name, "not started (interrupted)")
-            elif stop_if_gd_diverges and result.status.get("gd", "ok") != "ok":
-                _not_run(result, name, "skipped: gd diverged")
+            elif stop_if_gd_diverges and result.status.get(disc, "ok") != "ok":
+                _not_run(result, name, f"skipped: {disc} diverged")
             else:
                 one = _Runner(proc, loggers[name], steps, chunk, bound, progress, sink, keep_w,
-                              record=reference if name == "gd" else None,
-                              reference=reference if name != "gd" else None, should_stop=stop)
+                              record=reference if name == disc else None,
+                              reference=reference if name != disc else None, should_stop=stop)
                 result.series[name], result.status[name], result.notes[name] = one.run(w0, restored)
                 result.wall_seconds[name] = one.wall_seconds
                 result.compile_seconds[name], result.compiles[name] = one.compile_seconds, one.compiles
@@ -129,36 +147,39 @@ def run(problem: Problem, eta: float, steps: int, flows=PROCESS_NAMES, *, settin
     finally:
         if reference is not None:
             reference.close()
-    if "gd" not in flows:
-        result.series.pop("gd", None)
     return result
 
 
-def check_flows(flows) -> list[str]:
+def check_flows(flows, optimizer=None) -> list[str]:
     """The process names, deduplicated in order; a one-line error naming ``flows`` if any is unknown."""
     from derive.errors import DeriveInputError
 
+    names = process_names(optimizer)
     flows = list(dict.fromkeys(flows))
-    unknown = [f for f in flows if f not in PROCESS_NAMES]
+    unknown = [f for f in flows if f not in names]
     if unknown or not flows:
-        raise DeriveInputError(f"flows: unknown {unknown}; expected some of {list(PROCESS_NAMES)}")
+        with_opt = "" if optimizer is None else f" with --optimizer {optimizer.name}"
+        raise DeriveInputError(f"flows: unknown {unknown}{with_opt}; expected some of {list(names)}")
     return flows
 
 
-def _logger(proc, with_gd: bool, keep_w: bool):
-    """``(state, w_gd) -> log``: the process's observation plus distances to GD and a finiteness flag."""
-    def log(state, w_gd):
+def _logger(proc, disc: str, with_ref: bool, keep_w: bool):
+    """``(state, w_ref) -> log``: the process's observation plus distances to the discrete process
+    (GD or the optimizer) and a finiteness flag."""
+    key = reference_key(disc)
+
+    def log(state, w_ref):
         out = dict(proc.observe(state))
         w = out["w"]
         out["finite"] = jnp.all(jnp.isfinite(w))
         eig = state.eig
-        if with_gd:
-            d = w_gd - w
-            out["distance_to_gd"] = jnp.linalg.norm(d)
-            out["gd_offset"] = jnp.where(jnp.isnan(eig.vals), jnp.nan, eig.vecs.T @ d)
-        elif proc.name == "gd":
-            out["distance_to_gd"] = jnp.zeros((), w.dtype)
-            out["gd_offset"] = jnp.where(jnp.isnan(eig.vals), jnp.nan, 0.0).astype(w.dtype)
+        if with_ref:
+            d = w_ref - w
+            out[f"distance_to_{key}"] = jnp.linalg.norm(d)
+            out[f"{key}_offset"] = jnp.where(jnp.isnan(eig.vals), jnp.nan, eig.vecs.T @ d)
+        elif proc.name == disc:
+            out[f"distance_to_{key}"] = jnp.zeros((), w.dtype)
+            out[f"{key}_offset"] = jnp.where(jnp.isnan(eig.vals), jnp.nan, 0.0).astype(w.dtype)
         if not keep_w:
             out.pop("w")
         return out
@@ -331,9 +352,13 @@ def _last_finite(x):
 
 def summarize(result: RunResult) -> dict:
     """The ``summary.json`` content: per process final/tail metrics (see the CLI docs)."""
+    disc = result.discrete
+    key = reference_key(disc)
     out = {"problem": result.problem.name, "lr": result.settings.eta, "steps": result.steps,
-           "n_params": result.problem.n, "processes": list(result.series),
+           "n_params": result.problem.n, "processes": list(result.series), "discrete": disc,
            "status": "interrupted" if result.interrupted else "complete"}
+    if result.optimizer is not None:
+        out["optimizer"] = dataclasses.asdict(result.optimizer)
     tail = max(1, result.steps // 10)
     for name, ser in result.series.items():
         entry = {"status": result.status[name], "notes": result.notes[name],
@@ -350,11 +375,21 @@ def summarize(result: RunResult) -> dict:
                      final_loss=float(loss[last]),
                      mean_loss_tail=float(np.nanmean(loss[-tail:])) if np.isfinite(loss[-tail:]).any() else None,
                      final_sharpness=_last_finite(ser["eigs"][:last + 1, 0]))
+        # effective sharpness: λ_max(P⁻¹H), = ηS for GD; the optimizers' eigs are already effective
+        eff = entry["final_sharpness"]
+        entry["final_effective_sharpness"] = None if eff is None else (eff * result.settings.eta if disc == "gd" else eff)
         if "w" in ser:
             entry["final_params"] = result.problem.named(ser["w"][last])
-        if "distance_to_gd" in ser:
-            entry["final_distance_to_gd"] = float(ser["distance_to_gd"][last])
-            entry["max_distance_to_gd"] = float(np.nanmax(ser["distance_to_gd"][:last + 1]))
+        if f"distance_to_{key}" in ser:
+            dist = ser[f"distance_to_{key}"]
+            entry["final_distance_to_discrete"] = float(dist[last])
+            entry["max_distance_to_discrete"] = float(np.nanmax(dist[:last + 1]))
+            if key == "gd":
+                entry["final_distance_to_gd"] = entry["final_distance_to_discrete"]
+                entry["max_distance_to_gd"] = entry["max_distance_to_discrete"]
+        if "nu" in ser:
+            entry["final_nu"] = float(ser["nu"][last])
+            entry["mean_nu_tail"] = float(np.nanmean(ser["nu"][-tail:])) if np.isfinite(ser["nu"][-tail:]).any() else None
         if name == "cf":
             entry["final_predicted_loss"] = float(ser["predicted_loss"][last])
             entry["final_sigma_trace"] = float(ser["sigma_trace"][last])

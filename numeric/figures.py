@@ -15,9 +15,11 @@ from .metrics import DEFAULT_WINDOW, cf_onset, eos_onset, sliding_mean
 
 __all__ = ["LABELS", "COLORS", "make_figures", "measured_variance"]
 
-LABELS = {"gd": "gradient descent", "gf": "gradient flow", "mf": "modified flow", "cf": "central flow",
+LABELS = {"gd": "gradient descent", "rmsprop": "scalar RMSProp", "rmsprop-diag": "RMSProp (diagonal)",
+          "gf": "gradient flow", "sf": "stable flow", "mf": "modified flow", "cf": "central flow",
           "midpoint": "GD midpoint"}
-COLORS = {"gd": "0.45", "gf": "tab:blue", "mf": "tab:green", "cf": "tab:red", "midpoint": "tab:purple"}
+COLORS = {"gd": "0.45", "rmsprop": "0.45", "rmsprop-diag": "0.45", "gf": "tab:blue", "sf": "tab:blue",
+          "mf": "tab:green", "cf": "tab:red", "midpoint": "tab:purple"}
 _EXTRA_COLORS = ["tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
 
 
@@ -42,26 +44,34 @@ def measured_variance(results: Mapping, window: int = DEFAULT_WINDOW) -> np.ndar
 
 
 def make_figures(results: Mapping, out_dir: str | os.PathLike, *, window: int = DEFAULT_WINDOW) -> list[Path]:
-    """Write ``loss.png``, ``sharpness.png``, ``distance.png`` and ``variance.png`` into ``out_dir``.
+    """Write ``loss.png``, ``sharpness.png``, ``distance.png``, ``variance.png`` and (adaptive
+    optimizers) ``nu.png`` into ``out_dir``.
+
+    The discrete process is ``attrs["discrete"]`` (default ``gd``). GD's sharpness is drawn with
+    its edge 2/η; an adaptive optimizer's effective sharpness λ_max(P⁻¹H) with its edge 2.
 
     Args:
-        results: a ``Results`` (``{process: {series: array}}`` with ``.attrs``: lr, problem, n_params).
+        results: a ``Results`` (``{process: {series: array}}`` with ``.attrs``: lr, problem, n_params,
+            discrete).
         out_dir: an existing directory.
-        window: sliding-window length (steps) for GD's averaged loss and the measured variance.
+        window: sliding-window length (steps) for the discrete process's averaged loss and ν and
+            the measured variance.
 
     Returns:
         The paths written, in the order above; a figure whose data are missing is left out.
     """
     out_dir = Path(out_dir)
     attrs = dict(getattr(results, "attrs", {}) or {})
-    eta = _positive(attrs.get("lr"))
-    gd_sharp = _sharpness(results.get("gd", {}))
-    onset = eos_onset(gd_sharp, eta) if eta is not None and gd_sharp is not None else None
+    disc = str(attrs.get("discrete") or "gd")
+    lr = _positive(attrs.get("lr"))
+    eta = lr if disc == "gd" else 1.0      # effective units: the edge is 2
+    sharp = _sharpness(results.get(disc, {}))
+    onset = eos_onset(sharp, eta, from_below=disc != "gd") if eta is not None and sharp is not None else None
     written = []
     for name, draw in (("loss", _draw_loss), ("sharpness", _draw_sharpness), ("distance", _draw_distance),
-                       ("variance", _draw_variance)):
+                       ("variance", _draw_variance), ("nu", _draw_nu)):
         fig, ax = _new_figure()
-        if draw(ax, results, eta=eta, onset=onset, window=window):
+        if draw(ax, results, eta=eta, onset=onset, window=window, disc=disc):
             ax.set_title(f"{name}: {_title(attrs)}", fontsize=10)
             ax.set_xlabel("step")
             ax.grid(True, alpha=0.3, linewidth=0.5)
@@ -73,37 +83,56 @@ def make_figures(results: Mapping, out_dir: str | os.PathLike, *, window: int = 
 
 
 # ------------------------------------------------------------------------------------ the figures
-def _draw_loss(ax, results, *, eta, onset, window) -> bool:
+def _draw_loss(ax, results, *, eta, onset, window, disc) -> bool:
     drawn = False
     for proc, series in _processes(results):
         if "loss" in series:
-            thin = dict(linewidth=0.7, alpha=0.8) if proc == "gd" else {}
+            thin = dict(linewidth=0.7, alpha=0.8) if proc == disc else {}
             drawn |= _plot(ax, series["loss"], positive=True, color=_color(proc), label=_label(proc), **thin)
     cf = results.get("cf", {})
     if "predicted_loss" in cf:
         drawn |= _plot(ax, cf["predicted_loss"], positive=True, color=_color("cf"), linestyle="--",
-                       label="central flow: predicted GD average")
-    gd = results.get("gd", {})
-    if "loss" in gd:
-        drawn |= _plot(ax, sliding_mean(gd["loss"], window), positive=True, color="black", linewidth=0.8,
-                       label=f"gradient descent: sliding mean ({window} steps)")
+                       label=f"central flow: predicted {_short(disc)} average")
+    ref = results.get(disc, {})
+    if "loss" in ref:
+        drawn |= _plot(ax, sliding_mean(ref["loss"], window), positive=True, color="black", linewidth=0.8,
+                       label=f"{_label(disc)}: sliding mean ({window} steps)")
     if not drawn:
         return False
     ax.set_yscale("log")
     ax.set_ylabel("training loss")
-    _mark_onset(ax, onset)
+    _mark_onset(ax, onset, disc)
     return True
 
 
-def _draw_sharpness(ax, results, *, eta, onset, window) -> bool:
+def _draw_nu(ax, results, *, eta, onset, window, disc) -> bool:
+    """ν of every process (the mean over coordinates for the diagonal form), the optimizer's sliding
+    average and the central flow's ν, which is its prediction of that average."""
+    drawn = False
+    for proc, series in _processes(results):
+        if "nu" in series:
+            thin = dict(linewidth=0.7, alpha=0.8) if proc == disc else {}
+            drawn |= _plot(ax, series["nu"], positive=True, color=_color(proc), label=_label(proc) + " ν", **thin)
+    if not drawn:
+        return False
+    if "nu" in results.get(disc, {}):
+        _plot(ax, sliding_mean(results[disc]["nu"], window), positive=True, color="black", linewidth=0.8,
+              label=f"{_label(disc)}: sliding mean ({window} steps)")
+    ax.set_yscale("log")
+    ax.set_ylabel("ν (mean over coordinates)" if disc == "rmsprop-diag" else "ν")
+    _mark_onset(ax, onset, disc)
+    return True
+
+
+def _draw_sharpness(ax, results, *, eta, onset, window, disc) -> bool:
     drawn = False
     for proc, series in _processes(results):
         s = _sharpness(series)
         if s is not None:
-            drawn |= _plot(ax, s, color=_color(proc), label=_label(proc), linewidth=1.0 if proc == "gd" else 1.4)
+            drawn |= _plot(ax, s, color=_color(proc), label=_label(proc), linewidth=1.0 if proc == disc else 1.4)
     if not drawn:
         return False
-    for proc in ("gd", "cf"):
+    for proc in (disc, "cf"):
         eigs = results.get(proc, {}).get("eigs")
         if eigs is None or np.ndim(eigs) != 2:
             continue
@@ -111,26 +140,30 @@ def _draw_sharpness(ax, results, *, eta, onset, window) -> bool:
             label = f"{_label(proc)}: λ2, λ3" if j == 1 else "_nolegend_"
             _plot(ax, np.asarray(eigs)[:, j], color=_color(proc), linewidth=0.7, alpha=0.35, label=label)
     if eta is not None:
-        ax.axhline(2.0 / eta, color="black", linestyle="--", linewidth=0.9, zorder=1, label=f"2/η = {2.0 / eta:.4g}")
-    ax.set_ylabel("top Hessian eigenvalue (sharpness)")
-    _mark_onset(ax, onset)
+        edge = f"2/η = {2.0 / eta:.4g}" if disc == "gd" else "2 (edge of stability)"
+        ax.axhline(2.0 / eta, color="black", linestyle="--", linewidth=0.9, zorder=1, label=edge)
+    ax.set_ylabel("top Hessian eigenvalue (sharpness)" if disc == "gd" else "effective sharpness λ_max(P⁻¹H)")
+    _mark_onset(ax, onset, disc)
     return True
 
 
-def _draw_distance(ax, results, *, eta, onset, window) -> bool:
+def _draw_distance(ax, results, *, eta, onset, window, disc) -> bool:
+    key = "distance_to_gd" if disc == "gd" else "distance_to_discrete"
     drawn = False
     for proc, series in _processes(results):
-        if proc != "gd" and "distance_to_gd" in series:
-            drawn |= _plot(ax, series["distance_to_gd"], positive=True, color=_color(proc), label=_label(proc))
+        if proc != disc and key in series:
+            drawn |= _plot(ax, series[key], positive=True, color=_color(proc), label=_label(proc))
     if not drawn:
         return False
     ax.set_yscale("log")
-    ax.set_ylabel("‖w − w_GD‖")
-    _mark_onset(ax, onset)
+    ax.set_ylabel(f"‖w − w_{_short(disc)}‖")
+    _mark_onset(ax, onset, disc)
     return True
 
 
-def _draw_variance(ax, results, *, eta, onset, window) -> bool:
+def _draw_variance(ax, results, *, eta, onset, window, disc) -> bool:
+    if disc != "gd":   # offsets of adaptive runs are in the effective (y = P^{1/2}w) eigenbasis: not drawn
+        return False
     cf = results.get("cf", {})
     measured = measured_variance(results, window)
     predicted = cf.get("sigma_diag")
@@ -198,9 +231,14 @@ def _sharpness(series: Mapping) -> np.ndarray | None:
     return np.asarray(series["sharpness"], dtype=np.float64) if "sharpness" in series else None
 
 
-def _mark_onset(ax, onset: int | None) -> None:
+def _mark_onset(ax, onset: int | None, disc: str = "gd") -> None:
     if onset is not None:
-        ax.axvline(onset, color="black", linestyle=":", linewidth=0.9, zorder=1, label=f"GD reaches 2/η (step {onset})")
+        what = "GD reaches 2/η" if disc == "gd" else f"{disc} reaches S_eff = 2"
+        ax.axvline(onset, color="black", linestyle=":", linewidth=0.9, zorder=1, label=f"{what} (step {onset})")
+
+
+def _short(disc: str) -> str:
+    return "GD" if disc == "gd" else disc
 
 
 def _positive(value) -> float | None:

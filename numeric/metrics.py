@@ -37,10 +37,17 @@ def sliding_mean(x, window: int = DEFAULT_WINDOW) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def eos_onset(sharpness, eta: float, level: float = 1.0) -> int | None:
-    """First step at which ``sharpness ≥ level·2/η`` (None if never)."""
+def eos_onset(sharpness, eta: float, level: float = 1.0, from_below: bool = False) -> int | None:
+    """First step at which ``sharpness ≥ level·2/η`` (None if never); with ``from_below``, the first
+    such step after the sharpness has been below that level (skips a start above the edge)."""
     s = np.asarray(sharpness, dtype=np.float64)
-    idx = np.flatnonzero(np.isfinite(s) & (s >= level * 2.0 / eta))
+    above = np.isfinite(s) & (s >= level * 2.0 / eta)
+    if from_below:
+        below = np.flatnonzero(np.isfinite(s) & ~above)
+        if not below.size:
+            return None
+        above[:below[0]] = False
+    idx = np.flatnonzero(above)
     return int(idx[0]) if idx.size else None
 
 
@@ -96,26 +103,37 @@ def _check(name, value, limit) -> Criterion:
 def acceptance(summary: dict) -> list[Criterion]:
     """The edge-of-stability acceptance criteria, evaluated on a ``gdflows compare`` summary.
 
-    Needs the ``eos`` block that :func:`numeric.compare.eos_summary` adds and the gd/gf/mf/cf entries.
+    Needs the ``eos`` block that :func:`numeric.compare.eos_summary` adds and the process entries:
+    the discrete process (``summary["discrete"]``: gd, rmsprop or rmsprop-diag), its stable flow
+    (``gf`` for GD, ``sf`` otherwise), ``cf``, and for GD ``mf``. GD's edge is 2/η; an adaptive
+    optimizer's is an effective sharpness of 2.
     """
     eos = summary.get("eos", {})
+    disc = summary.get("discrete", "gd")
+    gd = disc == "gd"
+    name, edge = ("GD", "2/η") if gd else (disc, "2 (effective)")
+    stable = "gf" if gd else "sf"
     out = []
-    if eos.get("gd_onset") is None:
-        out.append(Criterion("GD sharpness reaches 2/η", None, 1.0, False))
+    onset = eos.get("discrete_onset", eos.get("gd_onset"))
+    if onset is None:
+        out.append(Criterion(f"{name} sharpness reaches {edge}", None, 1.0, False))
     else:
-        out.append(_check("GD sharpness within ±15% of 2/η after reaching it (max |S/(2/η) − 1|)",
-                          eos.get("gd_sharpness_max_rel_dev"), 0.15))
+        dev = eos.get("discrete_sharpness_max_rel_dev", eos.get("gd_sharpness_max_rel_dev"))
+        out.append(_check(f"{name} sharpness within ±15% of {edge} after reaching it (max |S/edge − 1|)", dev, 0.15))
     if "cf" in summary:
-        out.append(_check("central-flow sharpness within 1% of 2/η at the edge (max |S/(2/η) − 1|)",
+        out.append(_check(f"central-flow sharpness within 1% of {edge} at the edge (max |S/edge − 1|)",
                           summary["cf"].get("sharpness_max_rel_dev"), 0.01))
-        out.append(_check("central flow predicted loss vs GD sliding average (mean rel. error)",
+        out.append(_check(f"central flow predicted loss vs {name} sliding average (mean rel. error)",
                           summary["cf"].get("predicted_loss_rel_err"), 0.1))
-    if "cf" in summary and "gf" in summary:
-        gf = summary["gf"].get("final_distance_to_gd")
-        cf = summary["cf"].get("final_distance_to_gd")
-        ratio = cf / gf if gf and cf is not None else None
-        out.append(_check("final ‖w_GD − w_CF‖ / ‖w_GD − w_GF‖", ratio, 0.25))
-    if "mf" in summary and "gf" in summary and eos.get("mf_vs_gf_before_eos") is not None:
+        if not gd:
+            out.append(_check(f"central flow ν vs {name} sliding-average ν (mean rel. error)",
+                              summary["cf"].get("predicted_nu_rel_err"), 0.1))
+    if "cf" in summary and stable in summary:
+        sf = summary[stable].get("final_distance_to_discrete", summary[stable].get("final_distance_to_gd"))
+        cf = summary["cf"].get("final_distance_to_discrete", summary["cf"].get("final_distance_to_gd"))
+        ratio = cf / sf if sf and cf is not None else None
+        out.append(_check(f"final ‖w_{name} − w_CF‖ / ‖w_{name} − w_{stable.upper()}‖", ratio, 0.25))
+    if gd and "mf" in summary and "gf" in summary and eos.get("mf_vs_gf_before_eos") is not None:
         out.append(_check("before the edge: max ‖w_GD − w_MF‖ / max ‖w_GD − w_GF‖",
                           eos["mf_vs_gf_before_eos"], 1.0 - 1e-12))
     return out

@@ -25,7 +25,7 @@ from . import curvature, sdcp
 from .problem import Problem
 
 __all__ = ["Process", "Settings", "gd", "gradient_flow", "modified_flow", "central_flow", "midpoint",
-           "make_process", "PROCESS_NAMES"]
+           "make_process", "PROCESS_NAMES", "discrete_name", "process_names"]
 
 PROCESS_NAMES = ("gd", "gf", "mf", "cf", "midpoint")
 
@@ -340,10 +340,32 @@ def central_flow(problem: Problem, s: Settings) -> Process:
 _BUILDERS = {"gd": gd, "gf": gradient_flow, "mf": modified_flow, "cf": central_flow, "midpoint": midpoint}
 
 
-def make_process(name: str, problem: Problem, s: Settings) -> Process:
-    """The process called ``name`` (one of :data:`PROCESS_NAMES`) on ``problem``."""
+def process_names(optimizer=None) -> tuple:
+    """The processes available with ``optimizer`` (None: GD): the discrete one first."""
+    if optimizer is None:
+        return PROCESS_NAMES
+    return (optimizer.name, "sf", "cf")
+
+
+def discrete_name(optimizer=None) -> str:
+    """The discrete process of a run: ``gd``, ``rmsprop`` or ``rmsprop-diag``."""
+    return "gd" if optimizer is None else optimizer.name
+
+
+def make_process(name: str, problem: Problem, s: Settings, optimizer=None) -> Process:
+    """The process called ``name`` (one of :func:`process_names`) on ``problem``.
+
+    ``optimizer``: None for GD, or a :class:`numeric.adaptive.RMSProp` (its discrete process, its
+    stable flow ``sf`` and its central flow ``cf``).
+    """
     from derive.errors import DeriveInputError
 
-    if name not in _BUILDERS:
-        raise DeriveInputError(f"flows: unknown process {name!r}; expected some of {list(PROCESS_NAMES)}")
-    return _BUILDERS[name](problem, s)
+    names = process_names(optimizer)
+    if name not in names:
+        raise DeriveInputError(f"flows: unknown process {name!r}; expected some of {list(names)}")
+    if optimizer is None:
+        return _BUILDERS[name](problem, s)
+    from . import adaptive
+
+    builders = {optimizer.name: adaptive.rmsprop, "sf": adaptive.rmsprop_stable_flow, "cf": adaptive.rmsprop_central_flow}
+    return builders[name](problem, s, optimizer)

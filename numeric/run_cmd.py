@@ -13,7 +13,7 @@ import sys
 
 # the options that define a run (what --resume restores and checks)
 RUN_OPTIONS = ("problem", "loss", "init", "params", "lr", "steps", "flows", "mf_order", "cf_substeps", "k_max",
-               "rtol", "atol", "float32")
+               "rtol", "atol", "float32", "optimizer", "beta2", "eps", "bias_correction", "warm_start")
 
 
 def _resolve_problem(args):
@@ -65,14 +65,16 @@ def cmd_run(args, given: dict | None = None, stop=None) -> int:
         raise DeriveInputError("lr: --lr is required for a custom loss")
     if steps is None:
         raise DeriveInputError("steps: --steps is required for a custom loss")
-    flows = check_flows([f.strip() for f in args.flows.split(",") if f.strip()])
+    optimizer = _optimizer(args)
+    from .processes import discrete_name, make_process, process_names
+    names = process_names(optimizer) if args.flows is None else [f.strip() for f in args.flows.split(",") if f.strip()]
+    flows = check_flows(names, optimizer)
     out = args.resume or args.out
     check_run(problem.n, steps, len(flows), args.k_max, problem.n <= KEEP_W_LIMIT, out)
     settings = Settings(eta=lr, rtol=args.rtol, atol=args.atol, mf_order=args.mf_order,
                         cf_substeps=args.cf_substeps, k_max=args.k_max)
-    from .processes import make_process
     for name in flows:   # formulas that cannot be built for this loss fail here, before files exist
-        make_process(name, problem, settings)
+        make_process(name, problem, settings, optimizer)
     recorder = None
     if out is not None:
         from .recorder import Recorder, open_run_directory
@@ -80,10 +82,10 @@ def cmd_run(args, given: dict | None = None, stop=None) -> int:
         directory = open_run_directory(out, command="run", options=options, overwrite=args.overwrite,
                                        resume=bool(args.resume))
         attrs = {"problem": problem.name, "lr": lr, "steps": steps, "n_params": problem.n,
-                 "param_names": list(problem.param_names or [])}
+                 "param_names": list(problem.param_names or []), "discrete": discrete_name(optimizer)}
         recorder = Recorder(directory, steps + 1, attrs, resume=bool(args.resume))
     try:
-        result = run(problem, lr, steps, flows, settings=settings, sink=recorder, should_stop=stop)
+        result = run(problem, lr, steps, flows, settings=settings, sink=recorder, should_stop=stop, optimizer=optimizer)
         summary = summarize(result)
         if recorder is not None:
             from .results import write_summary
@@ -100,6 +102,17 @@ def cmd_run(args, given: dict | None = None, stop=None) -> int:
     return _exit(result, summary, stop, out)
 
 
+def _optimizer(args):
+    """None for GD, else the RMSProp of ``--optimizer`` with its options."""
+    if getattr(args, "optimizer", "gd") in (None, "gd"):
+        return None
+    from .adaptive import RMSProp
+    opt = RMSProp(beta2=args.beta2, eps=args.eps, bias_correction=bool(args.bias_correction),
+                  diagonal=args.optimizer == "rmsprop-diag", warm_start=args.warm_start)
+    opt.check()
+    return opt
+
+
 def _exit(result, summary, stop, out) -> int:
     from derive.errors import DeriveInputError
 
@@ -110,10 +123,12 @@ def _exit(result, summary, stop, out) -> int:
         again = f"; continue with --resume {out}" if out else ""
         raise Interrupted(getattr(stop, "signum", None) or 2, f"interrupted: stopped after the chunk in progress{kept}"
                                                              f"{again}")
-    gd = summary.get("gd", {}).get("status", "ok")
+    disc = summary.get("discrete", "gd")
+    gd = summary.get(disc, {}).get("status", "ok")
     if gd != "ok":
-        raise DeriveInputError(f"--lr: gradient descent {gd} at lr = {result.settings.eta}; the other processes "
-                               f"ran on; distances to GD are NaN from there{kept}")
+        what = "gradient descent" if disc == "gd" else disc
+        raise DeriveInputError(f"--lr: {what} {gd} at lr = {result.settings.eta}; the other processes "
+                               f"ran on; distances to {disc} are NaN from there{kept}")
     return 0
 
 
@@ -128,16 +143,20 @@ def _fmt(value, spec: str) -> str:
 def _print_table(result, summary):
     print(f"problem {result.problem.name}  n = {result.problem.n}  η = {result.settings.eta}  "
           f"2/η = {2 / result.settings.eta:.4g}  steps = {result.steps}")
-    head = (f"{'process':9s} {'final loss':>12s} {'tail loss':>12s} {'sharpness':>10s} {'‖w − w_GD‖':>11s} "
-            f"{'wall s':>7s}  status")
+    disc = summary.get("discrete", "gd")
+    adaptive = disc != "gd"
+    ref = "‖w − w_GD‖" if not adaptive else "‖w − w_disc‖"
+    head = (f"{'process':12s} {'final loss':>12s} {'tail loss':>12s} {'S_eff' if adaptive else 'sharpness':>10s} "
+            f"{ref:>12s} " + (f"{'ν':>10s} " if adaptive else "") + f"{'wall s':>7s}  status")
     print(head)
     for name in result.series:
         e = summary[name]
+        nu = (_fmt(e.get("final_nu"), "10.4g") + " ") if adaptive else ""
         if "final_loss" not in e:
-            print(f"{name:9s} {'':>12s} {'':>12s} {'':>10s} {'':>11s} {e['wall_seconds']:7.2f}  {e['status']}")
+            print(f"{name:12s} {'':>12s} {'':>12s} {'':>10s} {'':>12s} {' ' * len(nu)}{e['wall_seconds']:7.2f}  {e['status']}")
             continue
-        print(f"{name:9s} {_fmt(e['final_loss'], '12.6g')} {_fmt(e['mean_loss_tail'], '12.6g')} "
-              f"{_fmt(e['final_sharpness'], '10.5g')} {_fmt(e.get('final_distance_to_gd'), '11.4g')} "
+        print(f"{name:12s} {_fmt(e['final_loss'], '12.6g')} {_fmt(e['mean_loss_tail'], '12.6g')} "
+              f"{_fmt(e['final_sharpness'], '10.5g')} {_fmt(e.get('final_distance_to_discrete'), '12.4g')} {nu}"
               f"{e['wall_seconds']:7.2f}  {e['status']}")
         for note in e["notes"]:
             print(f"{'':9s} warning: {note}", file=sys.stderr)

@@ -38,18 +38,44 @@ def no_x64():
     yield from _jax_x64(False)
 
 
+def pytest_collection_modifyitems(config, items):
+    """``long`` checks run only when asked for (``-m long``), so the default run stays short."""
+    if "long" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="a check of several minutes: run it with -m long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
+def _compare_cli(tmp_path_factory, name, *args):
+    import pathlib
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("compare") / name
+    root = pathlib.Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "numeric.cli", "compare", "--out", str(out), "--no-progress", *args],
+                       capture_output=True, text=True, cwd=root, timeout=1200)
+    return out, r
+
+
 @pytest.fixture(scope="session")
 def default_compare_run(tmp_path_factory):
     """The main job with its embedded defaults (``gdflows compare``), run once per test session.
 
     Returns ``(output directory, completed process)``; used by the acceptance test and notebook 03.
     """
-    import pathlib
-    import subprocess
-    import sys
+    return _compare_cli(tmp_path_factory, "default")
 
-    out = tmp_path_factory.mktemp("compare") / "default"
-    root = pathlib.Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-m", "numeric.cli", "compare", "--out", str(out), "--no-progress"],
-                       capture_output=True, text=True, cwd=root, timeout=1200)
-    return out, r
+
+@pytest.fixture(scope="session")
+def rmsprop_compare_run(tmp_path_factory):
+    """``gdflows compare --optimizer rmsprop`` with its defaults, once per session (acceptance, notebook 04)."""
+    return _compare_cli(tmp_path_factory, "rmsprop", "--optimizer", "rmsprop")
+
+
+@pytest.fixture(scope="session")
+def rmsprop_diag_compare_run(tmp_path_factory):
+    """``gdflows compare --optimizer rmsprop-diag`` with its defaults (a ``long`` check)."""
+    return _compare_cli(tmp_path_factory, "rmsprop-diag", "--optimizer", "rmsprop-diag")
