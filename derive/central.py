@@ -143,9 +143,15 @@ class CentralFlowMulti(Derivation):
         B: the linear map X ↦ B[X] as a matrix on packed coordinates (rows: packed (i, j)).
         velocity: dw/dτ as a formula in the X_ij.
         velocity_basis: ``(v0, [v_p])`` with dw/dτ = v0 + Σ_p X_p v_p (X_p in ``packed`` order).
+        drift: ``"loss"`` (the paper's: the stable part is gradient flow −η∇L) or ``"modified"``
+            (−η∇L̃ with L̃ = L + (η/4)‖∇L‖², the order-1 modified loss, which follows GD to O(η²)
+            per step instead of O(η) before the edge); A_ij = η⟨N_ij, ∇L or ∇L̃⟩.
     """
 
-    def __init__(self, k: int = 2):
+    def __init__(self, k: int = 2, drift: str = "loss"):
+        if drift not in ("loss", "modified"):
+            raise ValueError(f"drift: expected 'loss' or 'modified', got {drift!r}")
+        self.drift = drift
         self.k = _validate.check_order(k, name="k", minimum=1, maximum=8)
         self.U = [Vec(f"u{i + 1}") for i in range(k)]
         xs = {}
@@ -153,7 +159,8 @@ class CentralFlowMulti(Derivation):
             xs[(i, j)] = xs[(j, i)] = sp.Dummy(f"X{i + 1}{j + 1}", real=True)   # never a user's X11
         self.X = sp.Matrix(k, k, lambda i, j: xs[(i, j)])
         self.Nij = sp.Matrix(k, k, lambda i, j: DL(self.U[i], self.U[j]))
-        self.velocity = sp.expand(-ETA * (g + sp.Rational(1, 2) * sum(
+        self.drift_vector = g if drift == "loss" else g + ETA / 2 * DL(g)     # ∇L or ∇L̃ = g + (η/2)Hg
+        self.velocity = sp.expand(-ETA * (self.drift_vector + sp.Rational(1, 2) * sum(
             (self.X[i, j] * self.Nij[i, j] for i in range(k) for j in range(k)), sp.Integer(0))))
         self.expr = self.velocity
         dUHU = sp.Matrix(k, k, lambda i, j: sp.expand(inner(self.Nij[i, j], self.velocity)))
@@ -166,7 +173,7 @@ class CentralFlowMulti(Derivation):
                             for i, j in itertools.combinations_with_replacement(range(k), 2)])
         self.velocity_basis = (self.velocity.xreplace({x: 0 for x in packed}),
                                [sp.expand(sp.diff(self.velocity, x)) for x in packed])
-        self.title = f"central flow, k = {k} unstable eigenvalues"
+        self.title = f"central flow, k = {k} unstable eigenvalues" + (", modified-loss drift" if drift != "loss" else "")
         self.lhs, self.lhs_latex = "dw/dτ", r"\frac{dw}{d\tau}"
 
     @property
@@ -185,6 +192,9 @@ class CentralFlowMulti(Derivation):
         return "; ".join(rows)
 
     def _checks(self, seed):
+        if self.drift == "modified":
+            yield from self._checks_modified(seed)
+            return
         k = self.k
         M = sum((self.X[i, j] * self.Nij[i, j] for i in range(k) for j in range(k)), sp.Integer(0))
         quad = sp.expand(sum(self.X[i, j] * self.B_of_X[i, j] for i in range(k) for j in range(k)))
@@ -201,6 +211,23 @@ class CentralFlowMulti(Derivation):
         yield Check("second direction inactive (X = x e₁e₁ᵀ): complementarity gives x = σ² of k = 1",
                     sp.simplify(sol - expected) == 0, f"x = {opstr(sol)}")
         yield self._check_random_sdcp(seed) if k == 2 else self._check_interior_instance(seed)
+
+    def _checks_modified(self, seed):
+        """The modified-loss drift: its stable part is η times the order-1 modified field of GD (derived
+        by B-series in ``derive.modified``), and the rest is the loss-drift flow with ∇L → ∇L̃."""
+        from .modified import modified_vector_field
+
+        v0, basis = self.velocity_basis
+        field = modified_vector_field(1).expr
+        yield Check("X = 0: dw/dτ = η·f̃₁, the order-1 modified field of GD (B-series), i.e. −η∇(L + (η/4)‖∇L‖²)",
+                    sp.expand(v0 - ETA * field) == 0, opstr(v0))
+        plain = CentralFlowMulti(self.k)
+        shift = ETA / 2 * DL(g)                                          # ∇L̃ − ∇L
+        dA = (self.A - plain.A).applyfunc(sp.expand)
+        expect = sp.Matrix(self.k, self.k, lambda i, j: sp.expand(ETA * inner(self.Nij[i, j], shift)))
+        same_B = (self.B - plain.B).applyfunc(sp.expand) == sp.zeros(*self.B.shape)
+        yield Check("A changes by η⟨N_ij, (η/2)Hg⟩ and B not at all (the SDCP's curvature is the loss's)",
+                    dA == expect and same_B, f"k = {self.k}")
 
     def _check_interior_instance(self, seed):
         """Rational data built around X* ≻ 0: solving A + B[X] = 0 recovers X* exactly."""
@@ -294,12 +321,14 @@ def central_flow() -> CentralFlow:
     return CentralFlow()
 
 
-def central_flow_multi(k: int = 2) -> CentralFlowMulti:
+def central_flow_multi(k: int = 2, drift: str = "loss") -> CentralFlowMulti:
     """The k-eigenvalue central flow's semidefinite complementarity problem (any k ≤ 8).
+
+    ``drift="modified"`` replaces the stable part −η∇L by −η∇(L + (η/4)‖∇L‖²) (``--cf-drift modified``).
 
     Example:
         >>> cf = central_flow_multi(2)
         >>> cf.packed          # Dummy symbols: never equal to a user's X11
         [_X11, _X12, _X22]
     """
-    return CentralFlowMulti(k)
+    return CentralFlowMulti(k, drift)

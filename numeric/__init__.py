@@ -1,11 +1,13 @@
 """gdflows numeric layer (JAX): GD, gradient flow, modified flow, central flow and the GD
-midpoint on any loss, with curvature tracking, side by side.
+midpoint on any loss, with curvature tracking, side by side; and for RMSProp (scalar or diagonal,
+:class:`RMSProp`) the optimizer, its stable flow and its central flow (``run(..., optimizer=RMSProp())``).
 
 Importing ``numeric`` does not import SymPy; symbolic problems pull in ``derive`` when built.
 """
+from .adaptive import RMSProp
 from .driver import RunResult, run, summarize
 from .problem import Problem, from_jax, from_sympy
 from .processes import PROCESS_NAMES, Process, Settings, make_process
 
-__all__ = ["PROCESS_NAMES", "Problem", "Process", "RunResult", "Settings", "from_jax", "from_sympy",
+__all__ = ["PROCESS_NAMES", "Problem", "Process", "RMSProp", "RunResult", "Settings", "from_jax", "from_sympy",
            "make_process", "run", "summarize"]

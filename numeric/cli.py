@@ -153,6 +153,8 @@ def _add_compare(sub) -> None:
                    help="central-flow Euler substeps per step")
     c.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=D.mf_order,
                    help="modified-flow order (1 to 6)")
+    c.add_argument("--cf-drift", default=D.cf_drift, choices=("loss", "modified"),
+                   help="GD's central flow: stable part −η∇L (loss, the paper's) or −η∇(L + (η/4)‖∇L‖²) (modified)")
     c.add_argument("--out", help="output directory (default: a new gdflows-runs/compare-<data>-<time>)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     c.add_argument("--resume", metavar="DIR", help="continue the interrupted or killed run in DIR (its arguments)")

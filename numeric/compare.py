@@ -47,6 +47,8 @@ class CompareConfig:
         optimizer: ``gd``, ``rmsprop`` (scalar ν) or ``rmsprop-diag`` (per-coordinate ν); with an
             RMSProp the processes are the optimizer, its stable flow ``sf`` and central flow ``cf``.
         beta2, eps, bias_correction, warm_start: RMSProp's settings (ignored by GD).
+        cf_drift: GD's central flow driven by the loss (``loss``, the paper's) or by the order-1
+            modified loss (``modified``).
     """
 
     problem: str | None = None
@@ -76,6 +78,7 @@ class CompareConfig:
     eps: float = 0.0
     bias_correction: bool = False
     warm_start: int = 0
+    cf_drift: str = "loss"
 
     def optimizer_settings(self):
         """None for GD, else the :class:`numeric.adaptive.RMSProp` of this run."""
@@ -137,7 +140,7 @@ def settings_for(cfg: CompareConfig):
     return Settings(eta=cfg.lr, rtol=cfg.rtol or (1e-5 if single else 1e-8),
                     atol=cfg.atol or (1e-7 if single else 1e-10), mf_order=cfg.mf_order,
                     cf_substeps=cfg.cf_substeps, k_max=cfg.k_max, eig_tol=cfg.eig_tol or (1e-5 if single else 1e-7),
-                    eig_every=cfg.eig_every, sdcp_tol=1e-6 if single else 1e-9)
+                    eig_every=cfg.eig_every, sdcp_tol=1e-6 if single else 1e-9, cf_drift=cfg.cf_drift)
 
 
 def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW, discrete: str = "gd") -> dict:
@@ -277,6 +280,10 @@ def check_config(cfg: CompareConfig) -> None:
         raise DeriveInputError(f"--lr: must be a finite number > 0, got {cfg.lr}")
     if not (isinstance(cfg.steps, int) and cfg.steps > 0):
         raise DeriveInputError(f"--steps: must be a positive integer, got {cfg.steps!r}")
+    if cfg.cf_drift not in ("loss", "modified"):
+        raise DeriveInputError(f"--cf-drift: expected loss or modified, got {cfg.cf_drift!r}")
+    if cfg.cf_drift != "loss" and cfg.optimizer != "gd":
+        raise DeriveInputError("--cf-drift: the modified-loss drift is GD's; RMSProp's central flow has none yet")
     if cfg.optimizer not in OPTIMIZERS:
         raise DeriveInputError(f"--optimizer: unknown {cfg.optimizer!r}; expected one of {list(OPTIMIZERS)}")
     if not (math.isfinite(cfg.beta2) and 0 < cfg.beta2 < 1):

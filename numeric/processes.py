@@ -44,6 +44,8 @@ class Settings:
         k_max: capacity of the eigen tracker (largest number of tracked eigenvalues).
         eig_tol, eig_iters: LOBPCG relative tolerance and iteration cap.
         sdcp_tol, sdcp_iters: SDCP solver tolerance and iteration cap.
+        cf_drift: the central flow's stable part: ``"loss"`` (−η∇L, the paper's) or ``"modified"``
+            (−η∇ of the order-1 modified loss L + (η/4)‖∇L‖²).
         eig_every: gd, gf, mf and midpoint solve for eigenpairs every this many steps (their
             ``eigs`` rows in between are NaN); the central flow needs them at every step.
         log_eig_tol: LOBPCG tolerance for those processes, which only log eigenpairs (a relative
@@ -64,6 +66,7 @@ class Settings:
     sdcp_iters: int = 2000
     eig_every: int = 1
     log_eig_tol: float = 1e-3
+    cf_drift: str = "loss"
 
     @property
     def crit_value(self) -> float:
@@ -262,14 +265,15 @@ def _central_programs(problem: Problem, s: Settings, K: int):
 
     progs = []
     for c in range(1, K + 1):
-        m = derive.central_flow_multi(c)
+        m = derive.central_flow_multi(c, drift=s.cf_drift)
         v0, basis = m.velocity_basis
         progs.append(derive.compile_operator(list(m.A) + list(m.B) + [v0, *basis], problem.loss,
                                              name=f"central flow, k = {c}"))
+    stable = derive.compile_operator(m.velocity_basis[0], problem.loss, name="central flow, nothing critical")
     predicted = derive.central_flow()
     pred_loss = derive.compile_operator(predicted.predicted_loss.expr, problem.loss, name="predicted loss")
     pred_grad = derive.compile_operator(predicted.predicted_grad_norm2.expr, problem.loss, name="predicted ‖∇L‖²")
-    return progs, pred_loss, pred_grad
+    return progs, stable, pred_loss, pred_grad
 
 
 def central_flow(problem: Problem, s: Settings) -> Process:
@@ -281,7 +285,7 @@ def central_flow(problem: Problem, s: Settings) -> Process:
     flow substep.
     """
     K, dt = min(s.k_max, problem.n), 1.0 / s.cf_substeps   # the tracker's capacity
-    progs, pred_loss, pred_grad = _central_programs(problem, s, K)
+    progs, stable, pred_loss, pred_grad = _central_programs(problem, s, K)
 
     def sigma_velocity(w, vals, vecs, c):
         """Branch for exactly c critical directions: X (K×K, zero-padded) and dw/dτ."""
@@ -302,8 +306,8 @@ def central_flow(problem: Problem, s: Settings) -> Process:
         vel = v0 + sum(X[i, j] * b for (i, j), b in zip(iu, basis))
         return jnp.zeros((K, K), w.dtype).at[:c, :c].set(X), vel
 
-    def gf_branch(w, vals, vecs):
-        return jnp.zeros((K, K), w.dtype), -s.eta * problem.grad(w)
+    def gf_branch(w, vals, vecs):   # −η∇L, or −η∇L̃ with the modified drift
+        return jnp.zeros((K, K), w.dtype), stable(w, eta=s.eta)
 
     branches = [gf_branch] + [functools.partial(sigma_velocity, c=c) for c in range(1, K + 1)]
 
