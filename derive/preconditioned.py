@@ -140,7 +140,30 @@ class DiagonalRMSPropCentralFlow(Derivation):
         yield Check("⟨X, B[X]⟩ per coordinate = (η/2p)(Σ X_ij N_ij)² + (8c ∂p/∂ν p²/η³)(Σ X_ij u_i u_j)² ≥ 0, so B ⪰ 0",
                     sp.expand(Xq - gram) == 0, "difference expands to 0")
         if k == 1:
+            yield self._check_projection(seed, n)
             yield self._check_pencil(seed)
+
+    def _check_projection(self, seed, n):
+        """k = 1, P frozen (∂p = 0): σ² from Q = 0 makes dw/dτ the P-metric projection
+        −P⁻¹(I − N(NᵀP⁻¹N)⁻¹NᵀP⁻¹)∇L, so dL/dτ = −‖that projection‖²_{P⁻¹} ≤ 0 (random rational R⁵)."""
+        rng = random.Random(seed)
+        gv, Nv = _random_vectors(seed, n, 2)
+        ps = [sp.Rational(rng.randint(1, 9), rng.randint(1, 4)) for _ in range(n)]
+        lr = sp.Rational(1, 7)
+        x = self.packed[0]
+        frozen = {p_nu: 0, p_tau: 0, ETA: lr, beta2: sp.Rational(9, 10)}
+        Q = sum((self.q[0, 0].xreplace({**frozen, p: ps[m], self.grad: gv[m], self.N[0][0]: Nv[m]}) for m in range(n)),
+                sp.Integer(0))
+        (xv,) = sp.solve(sp.Eq(Q, 0), x)
+        w_dot = sp.Matrix([self.w_velocity.xreplace({**frozen, p: ps[m], self.grad: gv[m], self.N[0][0]: Nv[m], x: xv})
+                           for m in range(n)])
+        Pinv = sp.diag(*[lr / pm for pm in ps])
+        proj = gv - Nv * (Nv.T * Pinv * gv)[0, 0] / (Nv.T * Pinv * Nv)[0, 0]
+        same = (w_dot + Pinv * proj).applyfunc(sp.simplify) == sp.zeros(n, 1)
+        dL = (gv.T * w_dot)[0, 0]
+        decrease = sp.simplify(dL + (proj.T * Pinv * proj)[0, 0]) == 0 and dL <= 0
+        return Check("k = 1, P frozen, random rational R⁵: dw/dτ = −P⁻¹(I − N(NᵀP⁻¹N)⁻¹NᵀP⁻¹)∇L (projection in the "
+                     "P-metric) and dL/dτ = −‖·‖²_{P⁻¹} ≤ 0", bool(same and decrease), f"dL/dτ = {dL}")
 
     def _check_gd(self, seed, n):
         """P = I/η frozen (p = 1, ∂p = 0): Q summed over R⁵ equals GD's central-flow Q (operator form)."""

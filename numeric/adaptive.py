@@ -30,7 +30,8 @@ from . import curvature
 from .problem import Problem
 from .processes import Process, Settings
 
-__all__ = ["RMSProp", "RMSPropFlowState", "RMSPropState", "rmsprop", "rmsprop_central_flow", "rmsprop_stable_flow"]
+__all__ = ["RMSProp", "RMSPropFlowState", "RMSPropMidpointState", "RMSPropState", "rmsprop", "rmsprop_central_flow",
+           "rmsprop_midpoint", "rmsprop_stable_flow"]
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,57 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
     def observe(state):
         g = problem.grad(state.w)
         return {"w": state.w, "loss": problem.loss(state.w), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged,
-                "nu": jnp.mean(state.nu), "effective_step": jnp.mean(step_size(state.nu, jnp.maximum(state.t, 1)))}
+                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu),
+                "effective_step": jnp.mean(step_size(state.nu, jnp.maximum(state.t, 1)))}
 
     return Process(opt.name, init, step, observe)
+
+
+class RMSPropMidpointState(NamedTuple):
+    prev: jax.Array
+    cur: jax.Array
+    nu: jax.Array           # the optimizer's state (ν, t) at ``cur``, before its next update
+    t: jax.Array
+    mid: jax.Array
+    eig: curvature.EigTracker
+
+
+def rmsprop_midpoint(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
+    """w*_t = ¼(w_{t−1} + 2w_t + w_{t+1}) of the optimizer's iterates (w_{−1} := w_0), with the effective
+    curvature at w*_t in the preconditioner of the step w_t → w_{t+1}."""
+    opt.check()
+
+    def advance(cur, nu, t):
+        return opt.update(problem, s.eta, cur, nu, t)
+
+    def effective(eig, mid, nu, t, first=False):
+        return _effective_eigs(problem, s, eig, mid, s.eta / opt.denominator(nu, t), first,
+                               tol=max(s.eig_tol, s.log_eig_tol))
+
+    def init(w0):
+        w, nu, t = opt.warmed_up(problem, s.eta, w0)
+        nxt, nu1, t1 = advance(w, nu, t)
+        mid = (3 * w + nxt) / 4
+        return RMSPropMidpointState(w, w, nu, t, mid, effective(None, mid, nu1, t1, first=True))
+
+    def step(state: RMSPropMidpointState):
+        nxt, nu1, t1 = advance(state.cur, state.nu, state.t)
+        after, nu2, t2 = advance(nxt, nu1, t1)
+        mid = (state.cur + 2 * nxt + after) / 4
+        return RMSPropMidpointState(state.cur, nxt, nu1, t1, mid, effective(state.eig, mid, nu2, t2))
+
+    def observe(state: RMSPropMidpointState):
+        g = problem.grad(state.mid)
+        return {"w": state.mid, "loss": problem.loss(state.mid), "grad_norm2": jnp.vdot(g, g),
+                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu)}
+
+    return Process("midpoint", init, step, observe)
+
+
+def _nu_log(nu) -> dict:
+    """``nu``: ν, or its mean over coordinates for the diagonal form, whose full vector is ``nu_vector``
+    (kept for models up to ``numeric.driver.KEEP_W_LIMIT`` parameters)."""
+    return {"nu": jnp.mean(nu)} if jnp.ndim(nu) == 0 else {"nu": jnp.mean(nu), "nu_vector": nu}
 
 
 def _effective_loss(problem: Problem, d):
@@ -301,8 +349,8 @@ def _flow_observe(problem: Problem, s: Settings, opt: RMSProp):
         g = problem.grad(state.w)
         step = s.eta / opt.denominator(state.nu, state.t)
         return {"w": state.w, "loss": problem.loss(state.w), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged,
-                "nu": jnp.mean(state.nu), "effective_step": jnp.mean(step),
+                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu),
+                "effective_step": jnp.mean(step),
                 "solver_ok": state.ok, "ode_steps": state.ode_steps,
                 "sigma_trace": jnp.trace(state.X), "sigma_eigs": jnp.linalg.eigvalsh(state.X)[::-1],
                 "n_critical": state.n_critical, "predicted_loss": state.predicted_loss}

@@ -78,7 +78,9 @@ def check_compare(cfg, out) -> None:
     data = cfg.n * (dim + cfg.classes) * (4 + itemsize)
     params = n_params * itemsize * (_VECTORS + 4 * cfg.k_max)
     activations = cfg.n * widest * itemsize * 6 * (1 + cfg.k_max)
-    series = _series_bytes(cfg.steps + 1, len(cfg.flows), cfg.k_max, 0)
+    from .driver import KEEP_W_LIMIT
+    nu_rows = n_params if cfg.optimizer == "rmsprop-diag" and n_params <= KEEP_W_LIMIT else 0   # the ν vector
+    series = _series_bytes(cfg.steps + 1, len(cfg.flows), cfg.k_max, nu_rows)
     parts = {"--n": data + activations, "--widths": params, "--steps": series}
     need, have = sum(parts.values()), machine_memory()
     if need > have:

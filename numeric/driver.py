@@ -82,7 +82,7 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
         problem: the loss and initial point.
         eta: learning rate (> 0).
         steps: number of GD steps (> 0); every process advances the same τ.
-        flows: names among ``gd, gf, mf, cf, midpoint`` (GD), or the optimizer's (``rmsprop, sf, cf``);
+        flows: names among ``gd, gf, mf, cf, midpoint`` (GD), or the optimizer's (``rmsprop, sf, cf, midpoint``);
             default: all of them.
         settings: numerical settings (defaults from :class:`Settings`).
         chunk: steps per jitted scan between host checks.
@@ -182,6 +182,8 @@ def _logger(proc, disc: str, with_ref: bool, keep_w: bool):
             out[f"{key}_offset"] = jnp.where(jnp.isnan(eig.vals), jnp.nan, 0.0).astype(w.dtype)
         if not keep_w:
             out.pop("w")
+        if "nu_vector" in out and w.shape[0] > KEEP_W_LIMIT:   # the diagonal ν, per row, for small models only
+            out.pop("nu_vector")
         return out
     return log
 

@@ -265,15 +265,14 @@ def _central_programs(problem: Problem, s: Settings, K: int):
 
     progs = []
     for c in range(1, K + 1):
-        m = derive.central_flow_multi(c, drift=s.cf_drift)
+        m = derive.central_flow_multi(c, drift=getattr(s, "cf_drift", "loss"))
         v0, basis = m.velocity_basis
         progs.append(derive.compile_operator(list(m.A) + list(m.B) + [v0, *basis], problem.loss,
                                              name=f"central flow, k = {c}"))
-    stable = derive.compile_operator(m.velocity_basis[0], problem.loss, name="central flow, nothing critical")
     predicted = derive.central_flow()
     pred_loss = derive.compile_operator(predicted.predicted_loss.expr, problem.loss, name="predicted loss")
     pred_grad = derive.compile_operator(predicted.predicted_grad_norm2.expr, problem.loss, name="predicted ‖∇L‖²")
-    return progs, stable, pred_loss, pred_grad
+    return progs, pred_loss, pred_grad
 
 
 def central_flow(problem: Problem, s: Settings) -> Process:
@@ -284,8 +283,12 @@ def central_flow(problem: Problem, s: Settings) -> Process:
     A + (2/η·I − Λ)/dτ. This pins critical eigenvalues at 2/η. Nothing critical: a gradient
     flow substep.
     """
+    import derive
+
     K, dt = min(s.k_max, problem.n), 1.0 / s.cf_substeps   # the tracker's capacity
-    progs, stable, pred_loss, pred_grad = _central_programs(problem, s, K)
+    progs, pred_loss, pred_grad = _central_programs(problem, s, K)
+    v0 = derive.central_flow_multi(1, drift=s.cf_drift).velocity_basis[0]      # −η∇L, or −η∇L̃
+    stable = derive.compile_operator(v0, problem.loss, name="central flow, nothing critical")
 
     def sigma_velocity(w, vals, vecs, c):
         """Branch for exactly c critical directions: X (K×K, zero-padded) and dw/dτ."""
@@ -348,7 +351,7 @@ def process_names(optimizer=None) -> tuple:
     """The processes available with ``optimizer`` (None: GD): the discrete one first."""
     if optimizer is None:
         return PROCESS_NAMES
-    return (optimizer.name, "sf", "cf")
+    return (optimizer.name, "sf", "cf", "midpoint")
 
 
 def discrete_name(optimizer=None) -> str:
@@ -371,5 +374,6 @@ def make_process(name: str, problem: Problem, s: Settings, optimizer=None) -> Pr
         return _BUILDERS[name](problem, s)
     from . import adaptive
 
-    builders = {optimizer.name: adaptive.rmsprop, "sf": adaptive.rmsprop_stable_flow, "cf": adaptive.rmsprop_central_flow}
+    builders = {optimizer.name: adaptive.rmsprop, "sf": adaptive.rmsprop_stable_flow, "cf": adaptive.rmsprop_central_flow,
+                "midpoint": adaptive.rmsprop_midpoint}
     return builders[name](problem, s, optimizer)

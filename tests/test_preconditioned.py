@@ -26,6 +26,15 @@ def test_diagonal_without_the_preconditioner_term_fails_the_pencil_check():
     assert pencil and not names[pencil[0]]
 
 
+def test_diagonal_with_a_wrong_velocity_fails_the_projection_check():
+    """½ΣX_ijN_ij → ΣX_ijN_ij in dw/dτ: no longer the P-metric projection of ∇L."""
+    f = diagonal_rmsprop_central_flow(1)
+    f.w_velocity = sp.expand(-eta / p * (f.grad + f.X[0, 0] * f.N[0][0]))
+    names = {c.name: c.passed for c in f.verify(seed=3)}
+    proj = [n for n in names if "projection" in n]
+    assert proj and not names[proj[0]]
+
+
 def test_diagonal_with_a_wrong_average_fails_the_gram_check():
     """(Hu)(Hu) = 4(p/η)²u² at the edge; a wrong factor 2 breaks ⟨X, B[X]⟩ = a sum of squares."""
     f = diagonal_rmsprop_central_flow(2)

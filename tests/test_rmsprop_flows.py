@@ -98,18 +98,32 @@ def test_stable_flow_against_a_float64_rk4_oracle(diagonal, x64):
     np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-9)
 
 
+def test_midpoint_of_the_exact_two_cycle_is_its_centre(x64):
+    """On the normal form scalar RMSProp cycles between x = ±η/2 at z = z* − η²/8 (tests/test_rmsprop.py):
+    ¼(w_{t−1} + 2w_t + w_{t+1}) = (0, z) exactly, and its effective curvature along x is 2."""
+    from numeric.adaptive import rmsprop_midpoint
+
+    z = Z_STAR - LR**2 / 8
+    nu = (1 + z) ** 2 * LR**2 / 4
+    p = _model(f"x={0.8 * LR / 2!r},z={z + 0.05!r}")
+    proc = rmsprop_midpoint(p, Settings(eta=LR, k_max=2), RMSProp(beta2=0.9, nu0=nu))
+    state = _advance(proc, proc.init(jnp.asarray(p.init)), 6000)
+    np.testing.assert_allclose(np.asarray(state.mid), [0.0, z], atol=1e-7)
+    assert abs(float(proc.observe(state)["eigs"][0]) - 2.0) < 1e-6
+
+
 def test_warm_start_starts_every_process_from_the_warmed_up_state(x64):
     p = _model()
     opt = RMSProp(beta2=0.9, warm_start=7)
     r = run(p, LR, 3, optimizer=opt)
-    assert r.discrete == "rmsprop" and list(r.series) == ["rmsprop", "sf", "cf"]
-    w0 = np.asarray([r.series[n]["w"][0] for n in r.series])
+    assert r.discrete == "rmsprop" and list(r.series) == ["rmsprop", "sf", "cf", "midpoint"]
+    w0 = np.asarray([r.series[n]["w"][0] for n in ("rmsprop", "sf", "cf")])
     assert np.all(w0 == w0[0]) and not np.allclose(w0[0], p.init)
-    assert all(r.series[n]["distance_to_discrete"][0] == 0 for n in r.series)
+    assert all(r.series[n]["distance_to_discrete"][0] == 0 for n in ("rmsprop", "sf", "cf"))
 
 
 def test_summary_fields_of_an_rmsprop_run(x64):
-    r = run(_model(), LR, 60, optimizer=RMSProp(beta2=0.9, diagonal=True))
+    r = run(_model(), LR, 60, ["rmsprop-diag", "sf", "cf"], optimizer=RMSProp(beta2=0.9, diagonal=True))
     s = summarize(r)
     assert s["discrete"] == "rmsprop-diag" and s["optimizer"]["diagonal"] is True
     for name in ("rmsprop-diag", "sf", "cf"):
@@ -118,7 +132,9 @@ def test_summary_fields_of_an_rmsprop_run(x64):
                     "final_nu", "mean_nu_tail"):
             assert e[key] is not None and np.isfinite(e[key]), (name, key)
         assert "final_distance_to_gd" not in e
-    assert s["cf"]["final_nu"] == pytest.approx(np.mean(np.asarray(r.series["cf"]["nu"][-1])))
+    vec = r.series["cf"]["nu_vector"]
+    assert vec.shape == (61, 2) and np.allclose(vec.mean(axis=1), r.series["cf"]["nu"])
+    assert s["cf"]["final_nu"] == pytest.approx(float(vec[-1].mean()))
 
 
 def test_gd_summaries_keep_the_gd_names(x64):
@@ -147,5 +163,5 @@ def test_run_cli_with_rmsprop_writes_its_summary(tmp_path, capsys):
                  "--optimizer", "rmsprop", "--beta2", "0.9", "--out", str(out)])
     assert code == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["processes"] == ["rmsprop", "sf", "cf"] and s["discrete"] == "rmsprop"
+    assert s["processes"] == ["rmsprop", "sf", "cf", "midpoint"] and s["discrete"] == "rmsprop"
     assert "S_eff" in capsys.readouterr().out
