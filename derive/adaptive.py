@@ -11,7 +11,8 @@ factor 1/β₂ reads the EMA as a step of an ODE in the next iterate, as the ref
 σ² is whatever keeps the effective sharpness at 2: dS_eff/dτ = 0 with dS/dτ = ⟨∇S, dw/dτ⟩.
 SymPy solves that linear equation here; nothing below is typed in.
 
-Not yet here (issue 10): diagonal RMSProp, k > 1 eigenvalues in the P-metric, numeric processes.
+k eigenvalues in the preconditioner's metric, and the diagonal form, are in
+:mod:`derive.preconditioned`; ``numeric.adaptive`` runs them.
 
 References: Cohen et al., "Understanding Optimization in Deep Learning with Central Flows"
 (ICLR 2025), §5 (RMSProp) and the reference implementation's update rules.

@@ -101,7 +101,7 @@ OPTIMIZERS = ("gd", "rmsprop", "rmsprop-diag")
 # per optimizer: the default run's settings where they differ from GD's (see README, "Adaptive optimizers")
 OPTIMIZER_DEFAULTS = {"gd": {}, "rmsprop": {"lr": 0.03, "beta2": 0.9, "bias_correction": True},
                       "rmsprop-diag": {"lr": 0.002, "beta2": 0.99, "eps": 1e-8, "bias_correction": True,
-                                       "warm_start": 5, "k_max": 5}}
+                                       "warm_start": 5, "k_max": 5, "steps": 300, "eig_tol": 1e-4}}
 
 
 def build_problem(cfg: CompareConfig):
@@ -350,8 +350,8 @@ def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> Comp
             raise DeriveInputError(f"--problem: unknown {cfg.problem!r}; expected one of {sorted(REGISTRY)}")
         spec = REGISTRY[cfg.problem]
         return dataclasses.replace(cfg, lr=lr or spec.default_lr, steps=steps or spec.default_steps, float64=True)
-    return dataclasses.replace(cfg, lr=lr or OPTIMIZER_DEFAULTS.get(cfg.optimizer, {}).get("lr", DEFAULT.lr),
-                               steps=steps or DEFAULT.steps)
+    own = OPTIMIZER_DEFAULTS.get(cfg.optimizer, {})
+    return dataclasses.replace(cfg, lr=lr or own.get("lr", DEFAULT.lr), steps=steps or own.get("steps", DEFAULT.steps))
 
 
 def print_table(summary: dict, echo=print) -> None:
