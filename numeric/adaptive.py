@@ -80,9 +80,10 @@ class RMSProp:
         if not (isinstance(self.warm_start, int) and self.warm_start >= 0):
             raise DeriveInputError(f"warm_start: must be an integer ≥ 0, got {self.warm_start!r}")
 
-    def update(self, problem, eta, w, nu, t):
-        """One RMSProp step from (w, ν, t): the EMA first, then w − η/(√ν̂ + ε) ⊙ ∇L(w)."""
-        g = problem.grad(w)
+    def update(self, problem, eta, w, nu, t, g=None):
+        """One RMSProp step from (w, ν, t): the EMA first, then w − η/(√ν̂ + ε) ⊙ ∇L(w) (``g``: ∇L(w)
+        if the caller has it)."""
+        g = problem.grad(w) if g is None else g
         nu = self.ema(nu, g)
         t = t + 1
         return w - eta / self.denominator(nu, t) * g, nu, t
@@ -102,6 +103,7 @@ class RMSPropState(NamedTuple):
     nu: jax.Array          # scalar, or one entry per parameter
     t: jax.Array           # steps taken
     eig: curvature.EigTracker
+    g: jax.Array           # ∇L(w): the next step's and the log's, computed once
 
 
 def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
@@ -112,21 +114,23 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
     def step_size(nu, t):
         return s.eta / opt.denominator(nu, t)
 
-    def effective(eig, w, nu, t, first=False):
+    def effective(eig, w, g, nu, t, first=False):
         """Track the top eigenpairs of P^{−1/2} H P^{−1/2} with P the next step's preconditioner."""
-        return _effective_eigs(problem, s, eig, w, step_size(ema(nu, problem.grad(w)), t + 1), first,
+        return _effective_eigs(problem, s, eig, w, step_size(ema(nu, g), t + 1), first,
                                tol=max(s.eig_tol, s.log_eig_tol))
 
     def init(w0):
         w, nu, t = opt.warmed_up(problem, s.eta, w0)
-        return RMSPropState(w, nu, t, effective(None, w, nu, t, first=True))
+        g = problem.grad(w)
+        return RMSPropState(w, nu, t, effective(None, w, g, nu, t, first=True), g)
 
     def step(state):
-        w, nu, t = opt.update(problem, s.eta, state.w, state.nu, state.t)
-        return RMSPropState(w, nu, t, effective(state.eig, w, nu, t))
+        w, nu, t = opt.update(problem, s.eta, state.w, state.nu, state.t, state.g)
+        g = problem.grad(w)
+        return RMSPropState(w, nu, t, effective(state.eig, w, g, nu, t), g)
 
     def observe(state):
-        g = problem.grad(state.w)
+        g = state.g
         return {"w": state.w, "loss": problem.loss(state.w), "grad_norm2": jnp.vdot(g, g),
                 "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu),
                 "effective_step": jnp.mean(step_size(state.nu, jnp.maximum(state.t, 1)))}
@@ -135,12 +139,13 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
 
 
 class RMSPropMidpointState(NamedTuple):
-    prev: jax.Array
+    prev: jax.Array         # w_{t−1}, w_t (``mid`` is w*_{t−1}: it needed w_t)
     cur: jax.Array
-    nu: jax.Array           # the optimizer's state (ν, t) at ``cur``, before its next update
+    nu: jax.Array           # the optimizer's state (ν, t) after its step to ``cur``
     t: jax.Array
     mid: jax.Array
     eig: curvature.EigTracker
+    nu_mid: jax.Array       # ν at ``mid``'s step (logged as the discrete process logs it)
 
 
 def rmsprop_midpoint(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
@@ -159,18 +164,17 @@ def rmsprop_midpoint(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) ->
         w, nu, t = opt.warmed_up(problem, s.eta, w0)
         nxt, nu1, t1 = advance(w, nu, t)
         mid = (3 * w + nxt) / 4
-        return RMSPropMidpointState(w, w, nu, t, mid, effective(None, mid, nu1, t1, first=True))
+        return RMSPropMidpointState(w, nxt, nu1, t1, mid, effective(None, mid, nu1, t1, first=True), nu)
 
-    def step(state: RMSPropMidpointState):
-        nxt, nu1, t1 = advance(state.cur, state.nu, state.t)
-        after, nu2, t2 = advance(nxt, nu1, t1)
-        mid = (state.cur + 2 * nxt + after) / 4
-        return RMSPropMidpointState(state.cur, nxt, nu1, t1, mid, effective(state.eig, mid, nu2, t2))
+    def step(state: RMSPropMidpointState):   # one optimizer step: w_{t+1} completes w*_t
+        after, nu2, t2 = advance(state.cur, state.nu, state.t)
+        mid = (state.prev + 2 * state.cur + after) / 4
+        return RMSPropMidpointState(state.cur, after, nu2, t2, mid, effective(state.eig, mid, nu2, t2), state.nu)
 
     def observe(state: RMSPropMidpointState):
         g = problem.grad(state.mid)
         return {"w": state.mid, "loss": problem.loss(state.mid), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu)}
+                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu_mid)}
 
     return Process("midpoint", init, step, observe)
 
@@ -224,24 +228,23 @@ class _Coefficients:
     """
 
     def __init__(self, problem: Problem, s: Settings, opt: RMSProp, K: int):
+        """K = 0: the stable flow's formulas only."""
         import derive
         from derive import preconditioned as pc
 
         self.problem, self.s, self.opt, self.K = problem, s, opt, K
-        self.forms = [pc.diagonal_rmsprop_central_flow(c) if opt.diagonal else pc.rmsprop_central_flow_multi(c)
-                      for c in range(1, K + 1)]
+        form = pc.diagonal_rmsprop_central_flow if opt.diagonal else pc.rmsprop_central_flow_multi
+        self.forms = [form(c) for c in range(1, K + 1)]
+        first = self.forms[0] if self.forms else form(1)        # its X = 0 parts are the stable flow
         if opt.diagonal:
             self.vectors = [derive.compile_operator([derive.grad] + [derive.DL(derive.Vec(f"u{i + 1}"), derive.Vec(f"u{j + 1}"))
                                                                       for i, j in _pairs(c)],
                                                      problem.loss, name=f"g and N_ij, k = {c}")
                             for c in range(1, K + 1)]
             self.kernels = [self._kernel(f) for f in self.forms]
-            stable = self.forms[0]
-            zero = {x: 0 for x in stable.packed}
-            sym = stable.symbols
             self.stable_kernel = derive.build_function(
-                [stable.w_velocity.xreplace(zero), stable.nu_velocity.xreplace(zero)],
-                [sym[n] for n in ("grad", "nu", "p")], consts=(derive.eta, pc.beta2), name="rmsprop_diag_stable_flow")
+                [first.w_basis[0], first.nu_basis[0]], [first.symbols[n] for n in ("grad", "nu", "p")],
+                consts=(derive.eta, pc.beta2), name="rmsprop_diag_stable_flow")
         else:
             self.programs = []
             for f in self.forms:
@@ -250,11 +253,8 @@ class _Coefficients:
                 self.programs.append(derive.compile_operator(list(f.A) + list(f.B) + [v0, *vb, n0, *nb, *f.loss_basis],
                                                              problem.loss,
                                                              name=f"scalar RMSProp central flow, k = {f.k}"))
-            stable = self.forms[0]
-            zero = {x: 0 for x in stable.packed}
-            self.stable_program = derive.compile_operator(
-                [stable.velocity.xreplace(zero), stable.nu_velocity.xreplace(zero)], problem.loss,
-                name="scalar RMSProp stable flow")
+            self.stable_program = derive.compile_operator([first.velocity_basis[0], first.nu_basis[0]], problem.loss,
+                                                          name="scalar RMSProp stable flow")
 
     def _kernel(self, f):
         import derive
@@ -362,7 +362,7 @@ def rmsprop_stable_flow(problem: Problem, s: Settings, opt: RMSProp = RMSProp())
     import diffrax
 
     opt.check()
-    coef = _Coefficients(problem, s, opt, 1)
+    coef = _Coefficients(problem, s, opt, 0)
     term = diffrax.ODETerm(lambda t, y, args: coef.stable(y[0], y[1], t))
     controller = diffrax.PIDController(rtol=s.rtol, atol=s.atol)
 

@@ -162,28 +162,28 @@ def _add_compare(sub) -> None:
     c.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
 
 
-def _unit_interval(name):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise UsageError(f"{name}: expected a number, got {text!r}") from None
-        if not (math.isfinite(value) and 0 < value < 1):
-            raise UsageError(f"{name}: must be in (0, 1), got {text}")
-        return value
-    return parse
+def _number(name, valid, must, cast=float):
+    """An argparse type: a number of type ``cast`` with ``valid(value)``, else a one-line UsageError
+    saying it ``must`` be so."""
+    kind = "an integer" if cast is int else "a number"
 
-
-def _nonnegative(name, cast=float):
     def parse(text):
         try:
             value = cast(text)
         except ValueError:
-            raise UsageError(f"{name}: expected {'an integer' if cast is int else 'a number'}, got {text!r}") from None
-        if not (math.isfinite(value) and value >= 0):
-            raise UsageError(f"{name}: must be a finite number ≥ 0, got {text}")
+            raise UsageError(f"{name}: expected {kind}, got {text!r}") from None
+        if not (math.isfinite(value) and valid(value)):
+            raise UsageError(f"{name}: must be {must}, got {text}")
         return value
     return parse
+
+
+def _unit_interval(name):
+    return _number(name, lambda v: 0 < v < 1, "in (0, 1)")
+
+
+def _nonnegative(name, cast=float):
+    return _number(name, lambda v: v >= 0, "a finite number ≥ 0", cast)
 
 
 def _add_optimizer(c, D, network=True) -> None:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .metrics import reference_key
 from .problem import Problem
 from .processes import Settings, discrete_name, make_process, process_names
 
@@ -59,11 +60,6 @@ class RunResult:
     @property
     def discrete(self) -> str:
         return discrete_name(self.optimizer)
-
-
-def reference_key(discrete: str) -> str:
-    """The series suffix of distances to the discrete process: ``gd`` for GD runs, else ``discrete``."""
-    return "gd" if discrete == "gd" else "discrete"
 
 
 KEEP_W_LIMIT = 20_000   # keep every process's full trajectory w in the result up to this many parameters

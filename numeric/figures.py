@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .metrics import DEFAULT_WINDOW, cf_onset, eos_onset, sliding_mean
+from .metrics import DEFAULT_WINDOW, cf_onset, eos_onset, reference_key, sliding_mean
 
 __all__ = ["LABELS", "COLORS", "make_figures", "measured_variance"]
 
@@ -148,7 +148,7 @@ def _draw_sharpness(ax, results, *, eta, onset, window, disc) -> bool:
 
 
 def _draw_distance(ax, results, *, eta, onset, window, disc) -> bool:
-    key = "distance_to_gd" if disc == "gd" else "distance_to_discrete"
+    key = f"distance_to_{reference_key(disc)}"
     drawn = False
     for proc, series in _processes(results):
         if proc != disc and key in series:

@@ -37,6 +37,12 @@ def sliding_mean(x, window: int = DEFAULT_WINDOW) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def reference_key(discrete: str) -> str:
+    """The series suffix of distances to the discrete process: ``gd`` for GD runs, else ``discrete``
+    (``distance_to_gd`` / ``distance_to_discrete``)."""
+    return "gd" if discrete == "gd" else "discrete"
+
+
 def eos_onset(sharpness, eta: float, level: float = 1.0, from_below: bool = False) -> int | None:
     """First step at which ``sharpness ≥ level·2/η`` (None if never); with ``from_below``, the first
     such step after the sharpness has been below that level (skips a start above the edge)."""
