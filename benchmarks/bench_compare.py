@@ -16,11 +16,18 @@ Three measurements, each printed as times and ratios taken in one run (machines 
   the central flow at every step with LOBPCG tolerance 1e-4. ``--steps`` shortens the run (the
   total is then extrapolated to 400 steps).
 
-Usage: python benchmarks/bench_compare.py {default,cf-unit,minimal} [--steps N] [--out DIR] [--device cpu|gpu]
+* ``table`` (the default): the default run, the digits CNN (``--model cnn``) and the
+  ``minimal`` workload, every process in gradient-equivalents (its seconds per step divided by one
+  bare gradient step w ← w − η∇L timed in the same run, inside a compiled scan as the processes
+  run), with absolute times beside them, and the eigensolver's mean Hessian-vector products per
+  solve. ``--steps`` shortens every workload (totals are then extrapolated).
+
+Usage: python benchmarks/bench_compare.py [{table,default,cf-unit,minimal}] [--steps N] [--out DIR] [--device cpu|gpu]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -127,10 +134,63 @@ def bench_minimal(args) -> None:
           f"CF onset {eos.get('cf_onset')}; output {out}")
 
 
+def _bare_gradient_seconds(problem, eta, float64=False, n=20):
+    """One bare gradient step w ← w − η∇L, timed inside a compiled scan (best of 3)."""
+    import jax.numpy as jnp
+
+    w0 = jnp.asarray(problem.init, jnp.float64 if float64 else jnp.float32)
+    seconds, _ = _time_scan(lambda w: w - eta * problem.grad(w), w0, n)
+    return seconds
+
+
+def _workloads(args):
+    from numeric.compare import DEFAULT, CompareConfig
+
+    minimal = CompareConfig(data="synthetic", n=1000, classes=4, model="mlp", widths=(256, 256), activation="gelu",
+                            loss="mse", lr=MINIMAL_LR, steps=400, flows=("gd", "cf", "gf"), k_max=3, eig_every=5,
+                            eig_tol=1e-4, chunk=25)
+    loads = {"default": DEFAULT, "cnn": dataclasses.replace(DEFAULT, model="cnn"), "minimal": minimal}
+    if args.steps:
+        loads = {k: dataclasses.replace(c, steps=args.steps) for k, c in loads.items()}
+    return {k: loads[k] for k in (args.only or loads)}
+
+
+def bench_table(args) -> None:
+    from numeric.compare import build_problem, compare
+
+    rows = []
+    for name, cfg in _workloads(args).items():
+        problem = build_problem(cfg)
+        bare = _bare_gradient_seconds(problem, cfg.lr, cfg.float64)
+        out = Path(args.out or tempfile.mkdtemp(prefix="bench-table-")) / name
+        t0 = time.perf_counter()
+        summary = compare(cfg, out, overwrite=True, progress=not args.no_progress, echo=lambda *a: None)
+        total = time.perf_counter() - t0
+        full = 400 if name != "default" or args.steps else cfg.steps
+        run = sum(summary[p]["wall_seconds"] - (summary[p].get("compile_seconds") or 0) for p in summary["processes"])
+        extrapolated = total - run + run * full / cfg.steps
+        print(f"\n{name}: {cfg.name}, n_params {problem.n}, {cfg.steps} steps, k_max {cfg.k_max}, eig_every "
+              f"{cfg.eig_every}; one bare gradient step {bare * 1e3:.2f} ms; total {total:.1f} s"
+              + (f" (extrapolated to {full} steps: {extrapolated:.0f} s)" if full != cfg.steps else ""))
+        print(f"  {'process':9s} {'grad-eq/step':>12s} {'ms/step':>9s} {'compile s':>10s} {'solves':>7s} "
+              f"{'HVPs/solve':>10s} {'per eigval':>10s}  status")
+        for p in summary["processes"]:
+            e = summary[p]
+            per = e.get("seconds_per_step") or float("nan")
+            mv = e.get("eig_matvecs_per_solve")
+            mv_s = f"{mv:10.1f} {mv / cfg.k_max:10.1f}" if mv is not None else f"{'-':>10s} {'-':>10s}"
+            print(f"  {p:9s} {per / bare:12.1f} {per * 1e3:9.2f} {e.get('compile_seconds') or 0:10.1f} "
+                  f"{e.get('eig_solves', 0):7d} {mv_s}  {e['status']}")
+            rows.append((name, p, per / bare, per, mv))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("default", "cf-unit", "minimal"))
-    parser.add_argument("--steps", type=int, help="minimal: steps (default 400)")
+    parser.add_argument("what", nargs="?", default="table", choices=("table", "default", "cf-unit", "minimal"))
+    parser.add_argument("--only", action="append", choices=("default", "cnn", "minimal"),
+                        help="table: run only this workload (repeatable)")
+    parser.add_argument("--steps", type=int, help="table, minimal: steps (default 400)")
     parser.add_argument("--lr", type=float, help=f"minimal: learning rate (default {MINIMAL_LR})")
     parser.add_argument("--eig-every", type=int, default=5,
                         help="minimal: eigen-solve interval for gd and gf, which only log eigenvalues (default 5)")
@@ -140,11 +200,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="keep the run's output here")
     parser.add_argument("--device", choices=("cpu", "gpu"), help="force a JAX platform")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-cache", action="store_true", help="leave JAX's persistent compilation cache off")
     args = parser.parse_args(argv)
     if args.device:
         import jax
         jax.config.update("jax_platforms", "cpu" if args.device == "cpu" else "cuda")
-    {"default": bench_default, "cf-unit": bench_cf_unit, "minimal": bench_minimal}[args.what](args)
+    from numeric.compile_cache import enable
+    if not args.no_cache:
+        enable()
+    {"table": bench_table, "default": bench_default, "cf-unit": bench_cf_unit, "minimal": bench_minimal}[args.what](args)
     return 0
 
 

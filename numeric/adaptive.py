@@ -132,7 +132,7 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
     def observe(state):
         g = state.g
         return {"w": state.w, "loss": problem.loss(state.w), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu),
+                "eigs": state.eig.vals, "eig_converged": state.eig.converged, "eig_matvecs": state.eig.matvecs, **_nu_log(state.nu),
                 "effective_step": jnp.mean(step_size(state.nu, jnp.maximum(state.t, 1)))}
 
     return Process(opt.name, init, step, observe)
@@ -174,7 +174,7 @@ def rmsprop_midpoint(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) ->
     def observe(state: RMSPropMidpointState):
         g = problem.grad(state.mid)
         return {"w": state.mid, "loss": problem.loss(state.mid), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu_mid)}
+                "eigs": state.eig.vals, "eig_converged": state.eig.converged, "eig_matvecs": state.eig.matvecs, **_nu_log(state.nu_mid)}
 
     return Process("midpoint", init, step, observe)
 
@@ -198,11 +198,12 @@ def _effective_eigs(problem: Problem, s: Settings, eig, w, step, first=False, to
     loss, dense = _effective_loss(problem, d)
     y = w / d
     if first:
-        return curvature.tracker_init(loss, y, k0=1, k_max=s.k_max, threshold=s.track * 2.0, dense=dense)
+        return curvature.tracker_init(loss, y, k0=1, k_max=s.k_max, threshold=s.track * 2.0, dense=dense,
+                                      columns=problem.hvp_columns)
     if refresh:
-        return curvature.tracker_refresh(eig, loss, y)
+        return curvature.tracker_refresh(eig, loss, y, problem.hvp_columns)
     return curvature.tracker_update(eig, loss, y, threshold=s.track * 2.0, tol=tol or s.eig_tol,
-                                    max_iters=s.eig_iters, dense_hess=dense)
+                                    max_iters=s.eig_iters, dense_hess=dense, columns=problem.hvp_columns)
 
 
 # --------------------------------------------------------------------------- stable and central flows
@@ -349,7 +350,7 @@ def _flow_observe(problem: Problem, s: Settings, opt: RMSProp):
         g = problem.grad(state.w)
         step = s.eta / opt.denominator(state.nu, state.t)
         return {"w": state.w, "loss": problem.loss(state.w), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged, **_nu_log(state.nu),
+                "eigs": state.eig.vals, "eig_converged": state.eig.converged, "eig_matvecs": state.eig.matvecs, **_nu_log(state.nu),
                 "effective_step": jnp.mean(step),
                 "solver_ok": state.ok, "ode_steps": state.ode_steps,
                 "sigma_trace": jnp.trace(state.X), "sigma_eigs": jnp.linalg.eigvalsh(state.X)[::-1],

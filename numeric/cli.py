@@ -291,6 +291,8 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "derive":
             return _cmd_derive(args)
+        from .compile_cache import enable
+        enable()   # a second run loads its compiled programs instead of compiling them again
         with StopOnSignal() as stop:
             if args.command == "run":
                 from .run_cmd import cmd_run

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["DENSE_LIMIT", "EigTracker", "LobpcgInfo", "align", "align_indices", "dense_top_eigs", "hvp_fn",
+__all__ = ["DENSE_LIMIT", "HVP_COLUMNS", "EigTracker", "LobpcgInfo", "align", "align_indices", "dense_top_eigs", "hvp_fn",
            "lobpcg_top_eigs", "rayleigh_ritz_refresh", "tracker_init", "tracker_refresh", "tracker_update"]
 
 DENSE_LIMIT = 400
@@ -28,26 +28,36 @@ DENSE_LIMIT = 400
 
 
 # ----------------------------------------------------------------------------- HVPs and dense
-def hvp_fn(loss: Callable) -> Callable:
+HVP_COLUMNS = ("vmap", "map")
+
+
+def hvp_fn(loss: Callable, columns: str = "vmap") -> Callable:
     """Hessian times a block: ``hvp(w, V) = ∇²L(w) V`` for V of shape (n, k).
 
-    Forward-over-reverse (``jax.jvp`` of ``jax.grad``), vmapped over the columns of V; costs about
-    k gradients and never forms ∇²L.
+    Forward-over-reverse (``jax.jvp`` of ``jax.grad``) over the columns of V; costs about k
+    gradients and never forms ∇²L.
 
     Args:
         loss: ``w -> scalar`` on a flat w of shape (n,).
+        columns: ``"vmap"`` (one batched pass: matrix-vector products become matrix products, best
+            for dense layers) or ``"map"`` (one column after another: best where batching the
+            tangents multiplies large intermediates, e.g. a convolution's patch matrices).
 
     Returns:
         ``hvp(w, V) -> (n, k)``.
     """
     if not callable(loss):
         raise TypeError(f"loss: expected a callable w -> scalar, got {type(loss).__name__}")
+    if columns not in HVP_COLUMNS:
+        raise ValueError(f"columns: expected one of {HVP_COLUMNS}, got {columns!r}")
     grad = jax.grad(loss)
 
     def hvp_column(w, v):
         return jax.jvp(grad, (w,), (v,))[1]
 
     def hvp(w, V):
+        if columns == "map":
+            return jax.lax.map(lambda v: hvp_column(w, v), V.T).T
         return jax.vmap(hvp_column, in_axes=(None, 1), out_axes=1)(w, V)
 
     return hvp
@@ -74,23 +84,29 @@ def dense_top_eigs(hess_w, k: int):
 
 # ----------------------------------------------------------------------------- block helpers
 _HIGHEST = lax.Precision.HIGHEST  # no TF32/bf16 passes on accelerators: eigenvectors need full f32
-_BLOCK = 64
 _RESTART = 1e-2  # drop the P block when span[W, P] is this ill-conditioned
+_TRUST_ITERS = 3    # after this few iterations at a tolerance ≥ _TRUST_EPS·ε, the linearly updated
+_TRUST_EPS = 1e3    # H·X is accurate enough to judge convergence without a final block product
 
 
 def _eps(dtype):
     return jnp.finfo(dtype).eps
 
 
-def _tdot(a, b):
-    """aᵀb for tall (n, i) and (n, j) blocks, summed in blocks of 64 rows.
+_BLOCK = 1024
 
-    A plain ``a.T @ b`` may accumulate the n products sequentially (XLA on CPU does for narrow
-    blocks): in float32 at n = 10⁶ that costs ~5e-4 relative error, which caps every residual.
-    Block partial sums followed by a tree reduction keep it at ~1e-7.
+
+def _tdot(a, b):
+    """aᵀb for tall (n, i) and (n, j) blocks, summed in blocks of 1024 rows.
+
+    A plain ``a.T @ b`` accumulates the n products nearly sequentially on CPU: in float32 at
+    n = 10⁶ that costs ~1e-4 relative error, which caps every residual (the float32 test at
+    n = 200000 in ``tests/test_curvature_sdcp.py`` fails with it). Block partial sums followed by a
+    sum over blocks keep it near 1e-6. Blocks of 1024 rows run 2.5× faster than blocks of 64
+    at n = 853k (fewer, larger batched products) at the same accuracy.
     """
     n = a.shape[0]
-    if n <= 16 * _BLOCK:
+    if n <= 4 * _BLOCK:
         return jnp.matmul(a.T, b, precision=_HIGHEST)
     nb = n // _BLOCK
     head = jnp.einsum("bmi,bmj->bij", a[:nb * _BLOCK].reshape(nb, _BLOCK, -1),
@@ -98,9 +114,22 @@ def _tdot(a, b):
     return head + jnp.matmul(a[nb * _BLOCK:].T, b[nb * _BLOCK:], precision=_HIGHEST)
 
 
+_UNROLL = 32  # contractions this short are written as a sum of rank-one updates
+
+
 def _mm(a, c):
-    """(n, i) @ (i, j) at full precision (short contraction, no accuracy issue otherwise)."""
-    return jnp.matmul(a, c, precision=_HIGHEST)
+    """(n, i) @ (i, j) at full precision, for a tall block a and a small c.
+
+    For i ≤ 32 it is the sum of the i column-times-row products, which XLA fuses into one pass
+    over a: on CPU a dot of shape (n, 3) @ (3, 3) runs ~25× slower than that (853k rows: 10 ms
+    against 0.4 ms), and LOBPCG makes a dozen of them per iteration.
+    """
+    if c.shape[0] > _UNROLL:
+        return jnp.matmul(a, c, precision=_HIGHEST)
+    out = a[:, :1] * c[:1, :]
+    for i in range(1, c.shape[0]):
+        out = out + a[:, i:i + 1] * c[i:i + 1, :]
+    return out
 
 
 def _orthogonalize(S, AS, X, AX):
@@ -155,11 +184,13 @@ class LobpcgInfo(NamedTuple):
         iterations: LOBPCG iterations done (int32; each costs one block HVP).
         converged: bool (k,): relative residual ≤ tol, from an explicit final HVP.
         residuals: (k,) relative residuals ‖Hv_i − λ_i v_i‖ / max(|λ_i|, √ε·max_j|λ_j|).
+        matvecs: int32, Hessian-vector products done (k per block product).
     """
 
     iterations: jax.Array
     converged: jax.Array
     residuals: jax.Array
+    matvecs: jax.Array = jnp.int32(0)
 
 
 def _required(theta, n_check, threshold):
@@ -223,10 +254,14 @@ def _lobpcg(hvp_w, V0, tol, max_iters, n_check, threshold=None):
     carry = (jnp.int32(0), theta, X, AX, zeros, zeros, residuals(theta, X, AX))
     it, theta, X, AX, _, _, _ = lax.while_loop(cond, body, carry)
 
-    # AX was updated by linearity inside the loop: recompute it once so the reported residuals are honest.
-    theta, X, AX = lax.cond(it > 0, lambda: _ritz(X, hvp_w(X)), lambda: (theta, X, AX))
+    # AX was updated by linearity inside the loop; its rounding error grows by ≲ 10ε·λ₁/λ_i per
+    # iteration. Recompute it once so that the reported residuals are honest, unless the tolerance
+    # is loose enough (≥ 1000ε) and the iterations few enough (≤ 3) for that error not to matter.
+    recheck = (it > 0) & ((it > _TRUST_ITERS) | (tol < _TRUST_EPS * _eps(X.dtype)))
+    theta, X, AX = lax.cond(recheck, lambda: _ritz(X, hvp_w(X)), lambda: (theta, X, AX))
     res = residuals(theta, X, AX)
-    return theta, X, LobpcgInfo(iterations=it, converged=res <= tol, residuals=res)
+    matvecs = (1 + it + recheck.astype(jnp.int32)) * k
+    return theta, X, LobpcgInfo(iterations=it, converged=res <= tol, residuals=res, matvecs=matvecs)
 
 
 _lobpcg_jit = jax.jit(_lobpcg, static_argnames=("hvp_w", "max_iters", "n_check", "threshold"))
@@ -337,6 +372,8 @@ class EigTracker(NamedTuple):
             one and every tracked one above the threshold (all tracked ones when threshold is None).
             The last tracked pair when it is below the threshold (the sentinel that triggers growth)
             is reported as the solver left it; its Ritz value is a lower bound of λ_k.
+        matvecs: int32, Hessian-vector products of the last full solve (0 for dense solves and
+            refreshes; a refresh costs K).
     """
 
     vals: jax.Array
@@ -344,6 +381,7 @@ class EigTracker(NamedTuple):
     k: jax.Array
     iterations: jax.Array
     converged: jax.Array
+    matvecs: jax.Array = jnp.int32(0)
 
 
 def _use_dense(n, dense, dense_hess):
@@ -380,7 +418,7 @@ def _check_w(w, name="w"):
 
 
 def tracker_init(loss: Callable, w, *, k0: int = 1, k_max: int = 8, threshold=None, dense=None,
-                 key=None) -> EigTracker:
+                 key=None, columns: str = "vmap") -> EigTracker:
     """Start tracking: random orthonormal block (deterministic ``key``), then one full solve.
 
     Keep k_max modest (the reference tracks ≲ 4): every LOBPCG iteration multiplies H by K vectors.
@@ -394,6 +432,7 @@ def tracker_init(loss: Callable, w, *, k0: int = 1, k_max: int = 8, threshold=No
         dense: None (dense ``eigh`` when n ≤ ``DENSE_LIMIT``), True/False to force, or a callable
             ``w -> (n, n)`` Hessian.
         key: PRNG key for the warm start (default ``PRNGKey(0)``).
+        columns: how HVPs treat a block's columns (see :func:`hvp_fn`).
 
     Returns:
         The ``EigTracker`` after the first full solve.
@@ -409,14 +448,14 @@ def tracker_init(loss: Callable, w, *, k0: int = 1, k_max: int = 8, threshold=No
     key = jax.random.PRNGKey(0) if key is None else key
     V0, _ = jnp.linalg.qr(jax.random.normal(key, (n, K), dtype=w.dtype))
     state = EigTracker(vals=jnp.full((K,), jnp.nan, w.dtype), vecs=V0, k=jnp.int32(k0),
-                       iterations=jnp.int32(0), converged=jnp.bool_(False))
+                       iterations=jnp.int32(0), converged=jnp.bool_(False), matvecs=jnp.int32(0))
     hess = dense if callable(dense) else None
     return tracker_update(state, loss, w, threshold=threshold, dense_hess=hess,
-                          dense=None if callable(dense) else dense)
+                          dense=None if callable(dense) else dense, columns=columns)
 
 
 def tracker_update(state: EigTracker, loss: Callable, w, *, threshold, tol: float = 1e-6,
-                   max_iters: int = 100, dense_hess=None, dense=None) -> EigTracker:
+                   max_iters: int = 100, dense_hess=None, dense=None, columns: str = "vmap") -> EigTracker:
     """A full warm-started solve, then growth: k increases while vals[k−1] > threshold (up to K).
 
     The LOBPCG path solves with block size K (one compiled solver for any k; each iteration costs
@@ -436,6 +475,7 @@ def tracker_update(state: EigTracker, loss: Callable, w, *, threshold, tol: floa
         tol, max_iters: LOBPCG relative-residual tolerance and iteration cap (per solve).
         dense_hess: the (n, n) Hessian at w, or a callable ``w -> (n, n)``: use the dense path.
         dense: force (True) or forbid (False) the dense path; None: dense iff n ≤ ``DENSE_LIMIT``.
+        columns: how HVPs treat a block's columns (see :func:`hvp_fn`).
 
     Returns:
         The new ``EigTracker``; ``converged`` is False when the solve hit ``max_iters``.
@@ -455,7 +495,10 @@ def tracker_update(state: EigTracker, loss: Callable, w, *, threshold, tol: floa
         if shape is not None and shape != (n, n):
             raise ValueError(f"dense_hess: expected shape ({n}, {n}), got {shape}")
         return _update_dense(state, w, thr, H, loss=loss, hess_fn=hess_fn)
-    return _update_lobpcg(state, w, thr, jnp.asarray(tol, w.dtype), loss=loss, max_iters=int(max_iters))
+    if columns not in HVP_COLUMNS:
+        raise ValueError(f"columns: expected one of {HVP_COLUMNS}, got {columns!r}")
+    return _update_lobpcg(state, w, thr, jnp.asarray(tol, w.dtype), loss=loss, max_iters=int(max_iters),
+                          columns=columns)
 
 
 @partial(jax.jit, static_argnames=("loss", "hess_fn"))
@@ -466,41 +509,44 @@ def _update_dense(state, w, threshold, H, loss, hess_fn):
     vals, vecs = dense_top_eigs(jnp.asarray(H, w.dtype), K)
     k = _grown(vals, state.k, K, threshold)
     return EigTracker(vals=_masked(vals, k), vecs=_fix_signs(vecs, state.vecs), k=k,
-                      iterations=jnp.int32(0), converged=jnp.bool_(True))
+                      iterations=jnp.int32(0), converged=jnp.bool_(True), matvecs=jnp.int32(0))
 
 
-@partial(jax.jit, static_argnames=("loss", "max_iters"))
-def _update_lobpcg(state, w, threshold, tol, loss, max_iters):
+@partial(jax.jit, static_argnames=("loss", "max_iters", "columns"))
+def _update_lobpcg(state, w, threshold, tol, loss, max_iters, columns):
     K = state.vecs.shape[1]
-    hvp = hvp_fn(loss)
+    hvp = hvp_fn(loss, columns)
     hvp_w = lambda V: hvp(w, V)  # noqa: E731
 
     def solve(carry):
-        V, _, k, iters, _, _ = carry
+        V, _, k, iters, matvecs, _, _ = carry
         vals, vecs, info = _lobpcg(hvp_w, V, tol, max_iters, k, threshold)
         ok = jnp.all(info.converged | ~_required(vals, k, threshold))
         k_next = _grown(vals, k, K, threshold)
         k_next = jnp.minimum(k_next, k + 1)  # one at a time: each new pair is converged before the next
-        return vecs, vals, k_next, iters + info.iterations, ok, k_next > k
+        return vecs, vals, k_next, iters + info.iterations, matvecs + info.matvecs, ok, k_next > k
 
-    init = (state.vecs, jnp.zeros(K, w.dtype), state.k, jnp.int32(0), jnp.bool_(False), jnp.bool_(True))
-    vecs, vals, k, iters, ok, _ = lax.while_loop(lambda c: c[-1], solve, init)
+    init = (state.vecs, jnp.zeros(K, w.dtype), state.k, jnp.int32(0), jnp.int32(0), jnp.bool_(False),
+            jnp.bool_(True))
+    vecs, vals, k, iters, matvecs, ok, _ = lax.while_loop(lambda c: c[-1], solve, init)
     return EigTracker(vals=_masked(vals, k), vecs=_fix_signs(vecs, state.vecs), k=k, iterations=iters,
-                      converged=ok)
+                      converged=ok, matvecs=matvecs)
 
 
-def tracker_refresh(state: EigTracker, loss: Callable, w) -> EigTracker:
-    """Rayleigh–Ritz on the stale block (one block HVP); k and ``converged`` are kept, iterations = 0."""
+def tracker_refresh(state: EigTracker, loss: Callable, w, columns: str = "vmap") -> EigTracker:
+    """Rayleigh–Ritz on the stale block (one block HVP); k and ``converged`` are kept, iterations = 0.
+
+    ``columns``: how HVPs treat the block's columns (see :func:`hvp_fn`)."""
     w = jnp.asarray(w)
     _check_w(w)
     if w.shape[0] != state.vecs.shape[0]:
         raise ValueError(f"w: expected shape ({state.vecs.shape[0]},) to match the tracker, got {w.shape}")
-    return _refresh(state, w, loss=loss)
+    return _refresh(state, w, loss=loss, columns=columns)
 
 
-@partial(jax.jit, static_argnames=("loss",))
-def _refresh(state, w, loss):
-    hvp = hvp_fn(loss)
+@partial(jax.jit, static_argnames=("loss", "columns"))
+def _refresh(state, w, loss, columns):
+    hvp = hvp_fn(loss, columns)
     vals, vecs = rayleigh_ritz_refresh(lambda V: hvp(w, V), state.vecs)
     return state._replace(vals=_masked(vals, state.k), vecs=_fix_signs(vecs, state.vecs),
-                          iterations=jnp.int32(0))
+                          iterations=jnp.int32(0), matvecs=jnp.int32(0))

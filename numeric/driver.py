@@ -40,7 +40,8 @@ class RunResult:
             "interrupted at step k" | "skipped: reason" | "not started (interrupted)"}``.
         notes: ``{process: [warnings]}`` (eigensolver or ODE solver trouble).
         wall_seconds: ``{process: seconds}`` including compilation.
-        compile_seconds: ``{process: seconds}`` spent compiling its scans.
+        compile_seconds: ``{process: seconds}`` spent compiling its scans and building its initial
+            state and first log (mostly compilation too).
         compiles: ``{process: number of compiled scans}`` (one per distinct chunk length: ≤ 2).
         interrupted: ``should_stop`` stopped the run before every process finished.
     """
@@ -243,6 +244,7 @@ class _Runner:
         proc, steps = self.proc, self.steps
         state = proc.init(w0)
         first = jax.tree_util.tree_map(np.asarray, jax.jit(self.log)(state, self._gd_rows(0, 1, w0)[0]))
+        self.compile_seconds += time.perf_counter() - t0   # (mostly compiling the init and log programs)
         series = {k: np.full((steps + 1,) + np.shape(v), np.nan) for k, v in first.items()
                   if k != "finite" and (k != "w" or self.keep_w)}
         notes: list = []
@@ -385,6 +387,12 @@ def summarize(result: RunResult) -> dict:
             if key == "gd":
                 entry["final_distance_to_gd"] = entry["final_distance_to_discrete"]
                 entry["max_distance_to_gd"] = entry["max_distance_to_discrete"]
+        run_seconds = result.wall_seconds[name] - (result.compile_seconds.get(name) or 0.0)
+        entry["seconds_per_step"] = run_seconds / max(last, 1)
+        if "eig_matvecs" in ser:   # full eigen-solves: rows with fresh eigenvalues after the start
+            fresh = np.isfinite(ser["eigs"][1:last + 1, 0])
+            entry["eig_solves"] = int(fresh.sum())
+            entry["eig_matvecs_per_solve"] = float(np.mean(ser["eig_matvecs"][1:last + 1][fresh])) if fresh.any() else None
         if "nu" in ser:
             entry["final_nu"] = float(ser["nu"][last])
             entry["mean_nu_tail"] = float(np.nanmean(ser["nu"][-tail:])) if np.isfinite(ser["nu"][-tail:]).any() else None

@@ -69,12 +69,15 @@ class Model:
         init: ``(key, dtype=jnp.float32) -> params``, a pytree of arrays.
         apply: ``(params, X) -> logits``; X of shape (n, in_dim), logits of shape (n, out_dim).
         description: one line, e.g. ``"mlp 3072-256-256-4 gelu"``.
+        hvp_columns: the faster way to apply its Hessian to several vectors, ``"vmap"`` or ``"map"``
+            (passed on to :func:`numeric.problem.from_jax`).
     """
 
     name: str
     init: Callable
     apply: Callable
     description: str = ""
+    hvp_columns: str = "vmap"
 
 
 def _dense_init(key, fan_in: int, fan_out: int, dtype) -> dict:
@@ -121,6 +124,23 @@ def _avg_pool2(h):
     return h.reshape(n, H // 2, 2, W // 2, 2, C).mean(axis=(2, 4))
 
 
+def _conv_same(z, kern):
+    """Stride-1 "same" convolution of NHWC ``z`` with an HWIO kernel (odd sizes), as one matrix product.
+
+    The patches of every output pixel (kh·kw·C_in values, in the kernel's (i, j, c) order) form the
+    rows of a matrix multiplied by the kernel reshaped to (kh·kw·C_in, C_out). Same result as
+    ``lax.conv_general_dilated(..., padding="SAME")``, but XLA's CPU backend runs convolutions (and
+    their transposes) inside ``lax.scan``/``while_loop`` bodies up to 8× slower than at top level,
+    and every process of a run steps inside a scan; matrix products do not have that problem.
+    """
+    kh, kw, cin, cout = kern.shape
+    n, H, W, _ = z.shape
+    zp = jnp.pad(z, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    patches = jnp.concatenate([zp[:, i:i + H, j:j + W, :] for i in range(kh) for j in range(kw)], axis=-1)
+    out = jnp.matmul(patches.reshape(n * H * W, kh * kw * cin), kern.reshape(kh * kw * cin, cout), precision=_HI)
+    return out.reshape(n, H, W, cout)
+
+
 def cnn(in_shape: Sequence[int] = (32, 32, 3), channels: Sequence[int] = (16, 32), out_dim: int = 4,
         activation: str = "gelu") -> Model:
     """A small convolutional network: per stage conv 3×3 (same padding) → activation → 2×2 avg pool;
@@ -163,14 +183,13 @@ def cnn(in_shape: Sequence[int] = (32, 32, 3), channels: Sequence[int] = (16, 32
     def apply(params, X):
         z = jnp.transpose(jnp.reshape(X, (X.shape[0], C, H, W)), (0, 2, 3, 1))  # NCHW → NHWC
         for layer in params[:-1]:
-            z = jax.lax.conv_general_dilated(z, layer["w"], window_strides=(1, 1), padding="SAME",
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HI)
-            z = _avg_pool2(act(z + layer["b"]))
+            z = _avg_pool2(act(_conv_same(z, layer["w"]) + layer["b"]))
         z = jnp.reshape(z, (z.shape[0], -1))
         return jnp.matmul(z, params[-1]["w"], precision=_HI) + params[-1]["b"]
 
     desc = f"cnn {H}x{W}x{C} conv{list(channels)} -> {out_dim} {activation}"
-    return Model("cnn", init, apply, desc)
+    # batching HVP tangents multiplies the patch matrices: one vector after another is ~2.5× faster
+    return Model("cnn", init, apply, desc, hvp_columns="map")
 
 
 MODELS: dict[str, Callable[..., Model]] = {"mlp": mlp, "cnn": cnn}

@@ -31,6 +31,9 @@ class Problem:
         sympy: ``(loss_expr, params, consts)`` for symbolic problems (used by ``derive``), else None.
         known: known answers for tests and reports (e.g. the exact 2-cycle).
         description: one line.
+        hvp_columns: how Hessian-vector products treat a block of vectors, ``"vmap"`` (batched) or
+            ``"map"`` (one after another; see :func:`numeric.curvature.hvp_fn`).
+        loss_and_grad: ``w -> (L, ∇L)`` in one pass, or None (then ``loss`` and ``grad``).
     """
 
     name: str
@@ -43,10 +46,18 @@ class Problem:
     sympy: tuple | None = None
     known: dict = field(default_factory=dict)
     description: str = ""
+    hvp_columns: str = "vmap"
+    loss_and_grad: Callable | None = None
 
     @property
     def n(self) -> int:
         return int(self.init.shape[0])
+
+    def value_and_grad(self, w):
+        """``(L(w), ∇L(w))`` from one pass where the problem has one (autodiff problems)."""
+        if self.loss_and_grad is not None:
+            return self.loss_and_grad(w)
+        return self.loss(w), self.grad(w)
 
     def named(self, w) -> dict[str, float]:
         """``{name: value}`` for symbolic problems (``{"w[i]": value}`` otherwise)."""
@@ -99,18 +110,28 @@ def from_sympy(loss, params, init, consts: dict | None = None, name: str = "symp
 
 
 def from_jax(loss_fn: Callable, init_params: Any, name: str = "jax", description: str = "",
-             dense_limit: int = 400, known: dict | None = None) -> Problem:
-    """A problem from a JAX loss over a parameter pytree; kernels by autodiff."""
+             dense_limit: int = 400, known: dict | None = None, hvp_columns: str = "vmap") -> Problem:
+    """A problem from a JAX loss over a parameter pytree; kernels by autodiff.
+
+    ``hvp_columns``: ``"vmap"`` (batched HVPs, best for dense layers) or ``"map"`` (one vector
+    after another, best for convolutions); see :func:`numeric.curvature.hvp_fn`.
+    """
     import jax
+
+    from .curvature import HVP_COLUMNS
 
     if not callable(loss_fn):
         raise TypeError(f"loss_fn: expected a callable params -> scalar, got {type(loss_fn).__name__}")
+    if hvp_columns not in HVP_COLUMNS:
+        from derive.errors import DeriveInputError
+        raise DeriveInputError(f"hvp_columns: expected one of {list(HVP_COLUMNS)}, got {hvp_columns!r}")
     flat, unravel = ravel_columns(init_params)
     loss = lambda w: loss_fn(unravel(w))  # noqa: E731
     n = flat.shape[0]
     return Problem(name=name, loss=loss, init=np.asarray(flat, dtype=np.float64), grad=jax.grad(loss),
+                   loss_and_grad=jax.value_and_grad(loss),
                    hess=jax.hessian(loss) if n <= dense_limit else None, unravel=unravel,
-                   known=dict(known or {}), description=description)
+                   known=dict(known or {}), description=description, hvp_columns=hvp_columns)
 
 
 def ravel_columns(tree) -> tuple[np.ndarray, Callable]:

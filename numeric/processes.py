@@ -93,18 +93,19 @@ class FlowState(NamedTuple):
     ok: jax.Array = jnp.asarray(True)   # the ODE solver succeeded so far
     t: jax.Array = jnp.asarray(0, jnp.int32)   # steps taken
     ode_steps: jax.Array = jnp.asarray(0, jnp.int32)   # accepted ODE solver steps in the last unit of τ
+    loss_grad: Any = None   # GD: (L(w), ∇L(w)), computed once per step for the next step and the log
 
 
 # --------------------------------------------------------------------------- helpers
 
 def _eig_init(problem: Problem, w, s: Settings):
     return curvature.tracker_init(problem.loss, w, k0=1, k_max=s.k_max, threshold=s.track_value,
-                                  dense=problem.hess)
+                                  dense=problem.hess, columns=problem.hvp_columns)
 
 
 def _eig_update(problem: Problem, eig, w, s: Settings, tol=None):
     return curvature.tracker_update(eig, problem.loss, w, threshold=s.track_value, tol=tol or s.eig_tol,
-                                    max_iters=s.eig_iters, dense_hess=problem.hess)
+                                    max_iters=s.eig_iters, dense_hess=problem.hess, columns=problem.hvp_columns)
 
 
 def _eig_update_every(problem: Problem, eig, w, s: Settings, t):
@@ -115,10 +116,11 @@ def _eig_update_every(problem: Problem, eig, w, s: Settings, t):
     return jax.lax.cond(t % s.eig_every == 0, lambda e: _eig_update(problem, e, w, s, tol), lambda e: e, eig)
 
 
-def _basic_log(problem: Problem, w, eig, fresh=True) -> dict:
-    g = problem.grad(w)
-    return {"w": w, "loss": problem.loss(w), "grad_norm2": jnp.vdot(g, g),
-            "eigs": jnp.where(fresh, eig.vals, jnp.nan), "eig_converged": eig.converged | ~fresh}
+def _basic_log(problem: Problem, w, eig, fresh=True, loss_grad=None) -> dict:
+    loss, g = problem.value_and_grad(w) if loss_grad is None else loss_grad
+    return {"w": w, "loss": loss, "grad_norm2": jnp.vdot(g, g),
+            "eigs": jnp.where(fresh, eig.vals, jnp.nan), "eig_converged": eig.converged | ~fresh,
+            "eig_matvecs": jnp.where(fresh, eig.matvecs, 0)}
 
 
 def _flow_step(problem: Problem, rhs: Callable, s: Settings):
@@ -142,7 +144,7 @@ def _flow_step(problem: Problem, rhs: Callable, s: Settings):
 
 def _flow_observe(problem: Problem, s: Settings):
     def observe(state: FlowState):
-        log = _basic_log(problem, state.w, state.eig, state.t % s.eig_every == 0)
+        log = _basic_log(problem, state.w, state.eig, state.t % s.eig_every == 0, state.loss_grad)
         log["solver_ok"] = state.ok
         log["ode_steps"] = state.ode_steps
         return log
@@ -160,12 +162,18 @@ def _flow_init(problem: Problem, s: Settings):
 # --------------------------------------------------------------------------- processes
 
 def gd(problem: Problem, s: Settings) -> Process:
-    """Gradient descent w ← w − η∇L."""
+    """Gradient descent w ← w − η∇L: one value-and-gradient per step, carried to the next step and the log."""
+    flow_init = _flow_init(problem, s)
+
+    def init(w0):
+        state = flow_init(w0)
+        return state._replace(loss_grad=problem.value_and_grad(state.w))
+
     def step(state: FlowState):
-        w = state.w - s.eta * problem.grad(state.w)
+        w = state.w - s.eta * state.loss_grad[1]
         return FlowState(w, _eig_update_every(problem, state.eig, w, s, state.t + 1), state.ok, state.t + 1,
-                         state.ode_steps)
-    return Process("gd", _flow_init(problem, s), step, _flow_observe(problem, s))
+                         state.ode_steps, problem.value_and_grad(w))
+    return Process("gd", init, step, _flow_observe(problem, s))
 
 
 def gradient_flow(problem: Problem, s: Settings) -> Process:
@@ -318,7 +326,7 @@ def central_flow(problem: Problem, s: Settings) -> Process:
         w, eig = carry
         # substep 0 starts from the full solve made at the end of the previous step (same w);
         # later substeps pay only a Rayleigh–Ritz refresh on those vectors.
-        eig = jax.lax.cond(i == 0, lambda e: e, lambda e: curvature.tracker_refresh(e, problem.loss, w), eig)
+        eig = jax.lax.cond(i == 0, lambda e: e, lambda e: curvature.tracker_refresh(e, problem.loss, w, problem.hvp_columns), eig)
         valid = jnp.arange(K) < eig.k
         n_crit = jnp.sum(valid & (eig.vals >= s.crit_value)).astype(jnp.int32)
         X, vel = jax.lax.switch(n_crit, branches, w, jnp.nan_to_num(eig.vals), eig.vecs)

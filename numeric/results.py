@@ -33,7 +33,7 @@ Output directory (``--out``)
     │   │                           attrs: n_written = 1 + the highest row index written so far
     │   ├── loss        (rows,)            float64, row k = after k steps
     │   ├── sharpness   (rows,)
-    │   ├── eigs        (rows, K)          top-K Hessian eigenvalues
+    │   ├── eigs        (rows, K)          top-K Hessian eigenvalues (eig_matvecs: HVPs of that solve)
     │   ├── grad_norm2, distance_to_gd, time, ...   (rows,)
     │   └── w / params  (rows, n)          optional
     └── cf/

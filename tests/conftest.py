@@ -38,6 +38,25 @@ def no_x64():
     yield from _jax_x64(False)
 
 
+def pytest_configure(config):
+    """One persistent compilation cache for the session (this process and the CLI subprocesses),
+    in a fresh folder removed at the end: programs shared by several tests compile once."""
+    import os
+    import tempfile
+
+    if "GDFLOWS_JAX_CACHE" not in os.environ:
+        config._gdflows_cache = tempfile.TemporaryDirectory(prefix="gdflows-test-jax-cache-")
+        os.environ["GDFLOWS_JAX_CACHE"] = config._gdflows_cache.name
+    from numeric.compile_cache import enable
+    enable()
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_gdflows_cache", None)
+    if cache is not None:
+        cache.cleanup()
+
+
 def pytest_collection_modifyitems(config, items):
     """``long`` checks run only when asked for (``-m long``), so the default run stays short."""
     if "long" in (config.getoption("-m") or ""):

@@ -145,6 +145,35 @@ def test_cnn_forward_matches_loop_convolution(x64, activation, oracle):
                                rtol=0, atol=TOL_F64)
 
 
+def test_cnn_gradient_and_hessian_match_a_lax_convolution_network(x64):
+    """The CNN's convolution is one matrix product over patches; XLA's own convolution (written
+    here independently) must give the same loss, gradient and Hessian-vector products."""
+    shape, chans = (6, 6, 2), (3, 2)
+    m = cnn(shape, chans, 3, "tanh")
+    p = m.init(jax.random.PRNGKey(5), jnp.float64)
+    rng = np.random.default_rng(3)
+    X, Y = jnp.asarray(rng.normal(size=(4, 72))), jnp.asarray(rng.normal(size=(4, 3)))
+
+    def lax_apply(params, X):
+        z = jnp.transpose(jnp.reshape(X, (X.shape[0], 2, 6, 6)), (0, 2, 3, 1))
+        for layer in params[:-1]:
+            z = jax.lax.conv_general_dilated(z, layer["w"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            z = jnp.tanh(z + layer["b"])
+            n, h, w, c = z.shape
+            z = z[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+        return z.reshape(z.shape[0], -1) @ params[-1]["w"] + params[-1]["b"]
+
+    ours, theirs = (from_jax(make_loss(Model("cnn", m.init, f), X, Y), p, dense_limit=0)
+                    for f in (m.apply, lax_apply))
+    w = jnp.asarray(ours.init)
+    v = jnp.asarray(rng.normal(size=ours.n))
+    assert float(ours.loss(w)) == pytest.approx(float(theirs.loss(w)), rel=1e-13)
+    np.testing.assert_allclose(np.asarray(ours.grad(w)), np.asarray(theirs.grad(w)), rtol=0, atol=TOL_F64)
+    hv = [np.asarray(jax.jvp(pr.grad, (w,), (v,))[1]) for pr in (ours, theirs)]
+    np.testing.assert_allclose(hv[0], hv[1], rtol=0, atol=TOL_F64)
+    assert m.hvp_columns == "map" and mlp(4, (3,), 2).hvp_columns == "vmap"
+
+
 def test_cnn_reads_channel_planes():
     # One bright pixel in the G plane at (row 1, col 2) of a 4x4x3 image lands at NHWC [1, 2, 1].
     X = np.zeros((1, 48), np.float32)
