@@ -115,7 +115,7 @@ def bench_minimal(args) -> None:
 
     cfg = CompareConfig(data="synthetic", n=1000, classes=4, model="mlp", widths=(256, 256), activation="gelu",
                         loss="mse", lr=args.lr or MINIMAL_LR, steps=args.steps or 400, flows=("gd", "cf", "gf"),
-                        k_max=3, eig_every=args.eig_every, eig_tol=args.eig_tol, chunk=args.chunk)
+                        k_max=3, eig_every=args.eig_every, eig_tol=args.eig_tol, chunk=args.chunk, cf_substeps=4)
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-minimal-")) / "run"
     t0 = time.perf_counter()
     summary = compare(cfg, out, overwrite=True, progress=not args.no_progress, figures=True,
@@ -148,7 +148,7 @@ def _workloads(args):
 
     minimal = CompareConfig(data="synthetic", n=1000, classes=4, model="mlp", widths=(256, 256), activation="gelu",
                             loss="mse", lr=MINIMAL_LR, steps=400, flows=("gd", "cf", "gf"), k_max=3, eig_every=5,
-                            eig_tol=1e-4, chunk=25)
+                            eig_tol=1e-4, chunk=25, cf_substeps=4)   # the reference's scheme
     loads = {"default": DEFAULT, "cnn": dataclasses.replace(DEFAULT, model="cnn"), "minimal": minimal}
     if args.steps:
         loads = {k: dataclasses.replace(c, steps=args.steps) for k, c in loads.items()}
