@@ -225,9 +225,11 @@ def _lobpcg(hvp_w, V0, tol, max_iters, n_check, threshold=None):
         """
         P, AP = _orthogonalize(P, AP, X, AX)
         Z, AZ, keep, lam_min = _svqb(jnp.concatenate([W, P], axis=1), jnp.concatenate([AW, AP], axis=1))
-        restart = lam_min < _RESTART
-        S = jnp.where(restart, jnp.concatenate([W, jnp.zeros_like(P)], axis=1), Z)
-        AS = jnp.where(restart, jnp.concatenate([AW, jnp.zeros_like(AP)], axis=1), AZ)
+        # (a cond, not a select: a select over (n, 2k) blocks costs a full pass at every iteration)
+        S, AS = lax.cond(lam_min < _RESTART,
+                         lambda: (jnp.concatenate([W, jnp.zeros_like(P)], axis=1),
+                                  jnp.concatenate([AW, jnp.zeros_like(AP)], axis=1)),
+                         lambda: (Z, AZ))
         S, AS = _orthogonalize(S, AS, X, AX)
         Z, AZ, keep, _ = _svqb(S, AS)  # (second pass: restores orthonormality lost to cancellation)
         return Z, AZ, keep
