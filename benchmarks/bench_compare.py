@@ -110,12 +110,21 @@ def bench_cf_unit(args) -> None:
     print(f"  one bare GD step w ← w − η∇L: {t_bare * 1e3:8.3f} ms  → ratio {t_cf / t_bare:.1f}")
 
 
-def bench_minimal(args) -> None:
-    from numeric.compare import CompareConfig, compare
+def _minimal_config(**changes):
+    """The reference's ``minimal.py`` workload (its scheme: 4 central-flow substeps), with ``changes``."""
+    from numeric.compare import CompareConfig
 
-    cfg = CompareConfig(data="synthetic", n=1000, classes=4, model="mlp", widths=(256, 256), activation="gelu",
-                        loss="mse", lr=args.lr or MINIMAL_LR, steps=args.steps or 400, flows=("gd", "cf", "gf"),
-                        k_max=3, eig_every=args.eig_every, eig_tol=args.eig_tol, chunk=args.chunk, cf_substeps=4)
+    base = dict(data="synthetic", n=1000, classes=4, model="mlp", widths=(256, 256), activation="gelu", loss="mse",
+                lr=MINIMAL_LR, steps=400, flows=("gd", "cf", "gf"), k_max=3, eig_every=5, eig_tol=1e-4, chunk=25,
+                cf_substeps=4)
+    return CompareConfig(**{**base, **changes})
+
+
+def bench_minimal(args) -> None:
+    from numeric.compare import compare
+
+    cfg = _minimal_config(lr=args.lr or MINIMAL_LR, steps=args.steps or 400, eig_every=args.eig_every,
+                          eig_tol=args.eig_tol, chunk=args.chunk)
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-minimal-")) / "run"
     t0 = time.perf_counter()
     summary = compare(cfg, out, overwrite=True, progress=not args.no_progress, figures=True,
@@ -144,12 +153,9 @@ def _bare_gradient_seconds(problem, eta, float64=False, n=20):
 
 
 def _workloads(args):
-    from numeric.compare import DEFAULT, CompareConfig
+    from numeric.compare import DEFAULT
 
-    minimal = CompareConfig(data="synthetic", n=1000, classes=4, model="mlp", widths=(256, 256), activation="gelu",
-                            loss="mse", lr=MINIMAL_LR, steps=400, flows=("gd", "cf", "gf"), k_max=3, eig_every=5,
-                            eig_tol=1e-4, chunk=25, cf_substeps=4)   # the reference's scheme
-    loads = {"default": DEFAULT, "cnn": dataclasses.replace(DEFAULT, model="cnn"), "minimal": minimal}
+    loads = {"default": DEFAULT, "cnn": dataclasses.replace(DEFAULT, model="cnn"), "minimal": _minimal_config()}
     if args.steps:
         loads = {k: dataclasses.replace(c, steps=args.steps) for k, c in loads.items()}
     return {k: loads[k] for k in (args.only or loads)}

@@ -132,7 +132,7 @@ def rmsprop(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) -> Process:
     def observe(state):
         g = state.g
         return {"w": state.w, "loss": problem.loss(state.w), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged, "eig_matvecs": state.eig.matvecs, **_nu_log(state.nu),
+                **_eig_log(state.eig), **_nu_log(state.nu),
                 "effective_step": jnp.mean(step_size(state.nu, jnp.maximum(state.t, 1)))}
 
     return Process(opt.name, init, step, observe)
@@ -172,11 +172,16 @@ def rmsprop_midpoint(problem: Problem, s: Settings, opt: RMSProp = RMSProp()) ->
         return RMSPropMidpointState(state.cur, after, nu2, t2, mid, effective(state.eig, mid, nu2, t2), state.nu)
 
     def observe(state: RMSPropMidpointState):
-        g = problem.grad(state.mid)
-        return {"w": state.mid, "loss": problem.loss(state.mid), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged, "eig_matvecs": state.eig.matvecs, **_nu_log(state.nu_mid)}
+        loss, g = problem.value_and_grad(state.mid)
+        return {"w": state.mid, "loss": loss, "grad_norm2": jnp.vdot(g, g), **_eig_log(state.eig),
+                **_nu_log(state.nu_mid)}
 
     return Process("midpoint", init, step, observe)
+
+
+def _eig_log(eig) -> dict:
+    """The tracker's eigenvalues, whether its last solve converged, and the HVPs it took."""
+    return {"eigs": eig.vals, "eig_converged": eig.converged, "eig_matvecs": eig.matvecs}
 
 
 def _nu_log(nu) -> dict:
@@ -347,10 +352,9 @@ def _flow_init(problem: Problem, s: Settings, opt: RMSProp, K: int):
 
 def _flow_observe(problem: Problem, s: Settings, opt: RMSProp):
     def observe(state: RMSPropFlowState):
-        g = problem.grad(state.w)
+        loss, g = problem.value_and_grad(state.w)
         step = s.eta / opt.denominator(state.nu, state.t)
-        return {"w": state.w, "loss": problem.loss(state.w), "grad_norm2": jnp.vdot(g, g),
-                "eigs": state.eig.vals, "eig_converged": state.eig.converged, "eig_matvecs": state.eig.matvecs, **_nu_log(state.nu),
+        return {"w": state.w, "loss": loss, "grad_norm2": jnp.vdot(g, g), **_eig_log(state.eig), **_nu_log(state.nu),
                 "effective_step": jnp.mean(step),
                 "solver_ok": state.ok, "ode_steps": state.ode_steps,
                 "sigma_trace": jnp.trace(state.X), "sigma_eigs": jnp.linalg.eigvalsh(state.X)[::-1],
