@@ -49,6 +49,7 @@ def _breakdown(summary: dict, steps: int) -> None:
 
 
 def bench_default(args) -> None:
+    from numeric import metrics
     from numeric.compare import DEFAULT, compare
 
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-default-")) / "run"
@@ -59,7 +60,7 @@ def bench_default(args) -> None:
           f"{total:.1f} s in total (target ≤ 180 s)")
     _breakdown(summary, DEFAULT.steps)
     for c in summary["acceptance"]:
-        print(("PASS " if c["passed"] else "FAIL ") + f"{c['name']}: {c['value']}")
+        print(f"{metrics.verdict(c['passed'])} {c['name']}: {c['value']}")
 
 
 def _time_scan(step, state, n):

@@ -350,7 +350,7 @@ if drawn:
 
 # %%
 rows = [(c["name"], "n/a" if c["value"] is None else f"{c['value']:.4g}", f"{c['limit']:g}",
-         "PASS" if c["passed"] else "FAIL") for c in summary["acceptance"]]
+         metrics.verdict(c["passed"])) for c in summary["acceptance"]]
 width = max(len(r[0]) for r in rows)
 print(f"{'check':{width}s}  {'value':>10s}  {'limit':>8s}  result")
 for name, value, limit, passed in rows:
@@ -389,7 +389,7 @@ print(f"CF predicted_loss_rel_err: {eos.get('cf_predicted_loss_rel_err')}")
 print(f"final distance ratio CF/GF: {ratio:.4f}")
 for name in ("03a_loss", "03b_sharpness", "03c_distance", "03d_grad_norm", "03e_sigma", "03f_acceptance"):
     assert Path(f"{name}.png").is_file(), name
-failed = [c["name"] for c in summary["acceptance"] if not c["passed"]]
+failed = [c["name"] for c in summary["acceptance"] if c["passed"] is False]
 print("acceptance:", "all passed" if not failed else f"{len(failed)} failed: {failed}")
 if not QUICK and not GIVEN:   # the full default run is the main job's acceptance run
     assert not failed, failed

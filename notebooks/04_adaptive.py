@@ -168,7 +168,7 @@ print(f"final ‖w_opt − w_CF‖ / ‖w_opt − w_SF‖ = {ratio:.4f}")
 
 # %%
 for c in summary["acceptance"]:
-    print(("PASS " if c["passed"] else "FAIL ") + c["name"] + f": {c['value']}")
+    print(f"{metrics.verdict(c['passed'])} {c['name']}: {c['value']}")
 assert summary["cf"]["predicted_nu_rel_err"] == nu_err or np.isclose(summary["cf"]["predicted_nu_rel_err"], nu_err)
 if not QUICK:
     assert onset is not None and cf_start is not None

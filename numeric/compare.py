@@ -162,9 +162,17 @@ def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW, 
         return out
     # an adaptive optimizer starts with a tiny ν (S_eff ≫ 2 for a few steps): its edge is the
     # first return to 2 after it has been below
-    onset = metrics.eos_onset(disc["eigs"][:, 0], units, from_below=discrete != "gd")
+    top = np.asarray(disc["eigs"][:, 0], dtype=np.float64)
+    onset = metrics.eos_onset(top, units, from_below=discrete != "gd")
     out["discrete_onset"] = onset
-    out["discrete_sharpness_peak"] = float(np.nanmax(disc["eigs"][:, 0]))
+    out["discrete_sharpness_peak"] = float(np.nanmax(top))
+    out["edge_reached"] = onset is not None
+    if onset is None:
+        # an adaptive optimizer's peak counts from its first step below the edge (its start is above)
+        below = np.flatnonzero(np.isfinite(top) & (top < out["edge"])) if discrete != "gd" else [0]
+        tail = top[below[0]:] if len(below) else top[:0]
+        peak = float(np.nanmax(tail)) if np.isfinite(tail).any() else None
+        out["edge_message"] = metrics.edge_message(discrete, peak, out["edge"], stayed_above=not len(below))
     out["discrete_sharpness_max_rel_dev"] = metrics.sharpness_max_rel_dev(disc["eigs"][:, 0], units, onset)
     cf = series.get("cf", {})
     if "sigma_trace" in cf:
@@ -178,8 +186,8 @@ def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW, 
     if discrete == "gd":
         out.update({f"gd_{k[len('discrete_'):]}": v for k, v in list(out.items()) if k.startswith("discrete_")})
     mf, gf = series.get("mf", {}), series.get("gf", {})
-    if onset and "distance_to_gd" in mf and "distance_to_gd" in gf:
-        before = slice(0, onset + 1)
+    if onset != 0 and "distance_to_gd" in mf and "distance_to_gd" in gf:
+        before = slice(0, None if onset is None else onset + 1)   # never at the edge: the whole run
         out["mf_max_distance_before_eos"] = float(np.nanmax(mf["distance_to_gd"][before]))
         out["gf_max_distance_before_eos"] = float(np.nanmax(gf["distance_to_gd"][before]))
         out["mf_vs_gf_before_eos"] = out["mf_max_distance_before_eos"] / max(out["gf_max_distance_before_eos"], 1e-300)
@@ -311,6 +319,8 @@ def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
             from .rundir import WriteError
             raise WriteError(err.errno or 0, f"writing the figures in {out} failed: {err.strerror or err}") from None
     print_table(summary, echo)
+    if summary.get("eos", {}).get("edge_message"):
+        echo(summary["eos"]["edge_message"])
     if checks:
         echo("edge-of-stability checks (the acceptance criteria of the default run):")
         for c in checks:

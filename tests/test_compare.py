@@ -122,9 +122,30 @@ def test_small_run_on_cpu_writes_results_summary_and_figures(small_run):
     assert rows[0].split()[0] == "gd" and rows[1].split()[0] == "cf", r.stdout
     assert rows[0].split()[-1] == "ok" and rows[1].split()[-1] == "ok", r.stdout
     assert float(rows[0].split()[1]) == pytest.approx(summary["gd"]["final_loss"], rel=1e-3)
-    verdicts = [line for line in lines if line.startswith(("PASS  ", "FAIL  "))]
+    verdicts = [line for line in lines if line.startswith(("PASS  ", "FAIL  ", "n/a   "))]
     assert len(verdicts) == len(summary["acceptance"]) >= 1, r.stdout
     assert any("results.h5" in line and "summary.json" in line for line in lines), r.stdout
+
+
+def test_a_run_below_the_edge_says_so_in_one_line_and_marks_the_checks_not_applicable(cli, tmp_path):
+    """Four steps at a small learning rate stay far below 2/η: one plain line with GD's largest
+    sharpness as a fraction of 2/η (recomputed from the results file), the EoS checks "n/a", no FAIL."""
+    from numeric.results import read_results, read_summary
+
+    out = tmp_path / "below"
+    code, stdout, err = cli(*TINY, "--lr", "0.02", "--steps", "4", "--flows", "gd,cf", "--no-figures",
+                            "--out", str(out))
+    assert code == 0, err
+    summary, res = read_summary(out / "summary.json"), read_results(out / "results.h5")
+    fraction = np.nanmax(res["gd"]["eigs"][:, 0]) * 0.02 / 2
+    assert fraction < 1
+    eos = summary["eos"]
+    assert eos["edge_reached"] is False and eos["gd_onset"] is None
+    said = [line for line in stdout.splitlines() if line.startswith("GD's sharpness never reached 2/η")]
+    assert said == [eos["edge_message"]], stdout
+    assert f"(largest {fraction:.2f}·2/η)" in said[0] and "--lr" in said[0] and "--steps" in said[0]
+    assert summary["acceptance"] and all(c["passed"] is None for c in summary["acceptance"])
+    assert not [line for line in stdout.splitlines() if line.startswith("FAIL")], stdout
 
 
 # --------------------------------------------------------------------------------------------- no retracing
