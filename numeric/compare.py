@@ -20,12 +20,16 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import metrics
 
-__all__ = ["CompareConfig", "DEFAULT", "build_problem", "compare", "eos_summary"]
+if TYPE_CHECKING:
+    from .problem import Problem
+
+__all__ = ["CompareConfig", "DEFAULT", "build_problem", "compare", "eos_summary", "experiment"]
 
 
 @dataclass(frozen=True)
@@ -207,15 +211,27 @@ def _progress_bar(total: int, enabled: bool):
     return bar, update
 
 
-def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, overwrite: bool = False,
+def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = None, *, overwrite: bool = False,
             progress: bool = True, figures: bool = True, echo=print, resume: bool = False,
-            should_stop=None, extra_options: dict | None = None) -> dict:
-    """Run ``cfg``, write results, summary and figures into ``out``; return the summary.
+            should_stop=None, extra_options: dict | None = None, **options) -> dict:
+    """Run an experiment, write results, summary and figures into ``out``; return the summary.
+
+    Your own model::
+
+        problem = numeric.from_jax(loss_fn, params)       # any pytree of parameters
+        summary = numeric.compare(problem, lr=0.1, steps=300, flows=("gd", "gf", "cf"), out="runs/mine")
 
     Results are written after every chunk, with a checkpoint of every process (see
     :mod:`numeric.recorder`); ``summary.json`` is written before anything is printed.
 
     Args:
+        what: a :class:`CompareConfig` (the built-in data and models, or a registered toy problem)
+            or a :class:`~numeric.problem.Problem` of your own (``from_jax``, ``from_sympy``); for a
+            problem ``lr`` is required, its precision is JAX's (``jax_enable_x64``), and the
+            data and model options do not apply.
+        out: a new output directory (default ``gdflows-runs/compare-<name>-<time>``).
+        options: :class:`CompareConfig` fields replacing those of ``what`` (``lr``, ``steps``,
+            ``flows``, ``optimizer``, ``beta2``, ``k_max``, …).
         resume: continue the interrupted or killed run in ``out`` (``cfg`` must be the one it
             was started with).
         should_stop: polled after every chunk (e.g. :class:`numeric.recorder.StopOnSignal`); when
@@ -235,18 +251,24 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
     from .recorder import Recorder, open_run_directory
     from .results import to_jsonable, write_summary
 
+    cfg, problem = experiment(what, options)
     check_config(cfg)
     optimizer = cfg.optimizer_settings()
     check_flows(cfg.flows, optimizer)
     if resume and out is None:
         raise DeriveInputError("--resume: name the run directory to resume")
-    out = Path(out) if out is not None else default_out_dir(cfg)
-    problem = build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
-    options = {**dataclasses.asdict(cfg), **(extra_options or {})}
+    if problem is not None:
+        from .budget import check_run
+        check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, False, out)
+    out = Path(out) if out is not None else default_out_dir(cfg, problem)
+    own = problem is not None
+    problem = problem or build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
+    record = config_record(cfg, problem if own else None)
+    options = {**record, **(extra_options or {})}
     directory = open_run_directory(out, command="compare", options=options, overwrite=overwrite, resume=resume)
     out = directory.path
     settings = settings_for(cfg)
-    echo(f"gdflows compare: {problem.description}")
+    echo(f"gdflows compare: {problem.description or problem.name}")
     opt_text = "" if optimizer is None else (f", {optimizer.name} (β₂ = {optimizer.beta2:g}, ε = {optimizer.eps:g}"
                                              f"{', bias correction' if optimizer.bias_correction else ''})")
     echo(f"  n_params = {problem.n}, lr = {cfg.lr} (2/η = {2 / cfg.lr:.4g}){opt_text}, steps = {cfg.steps}, "
@@ -254,7 +276,7 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
          + (" (resumed)" if resume else ""))
     disc = "gd" if optimizer is None else optimizer.name
     attrs = {"problem": problem.name, "lr": cfg.lr, "steps": cfg.steps, "n_params": problem.n, "discrete": disc,
-             "config": to_jsonable(dataclasses.asdict(cfg)), "settings": to_jsonable(dataclasses.asdict(settings)),
+             "config": to_jsonable(record), "settings": to_jsonable(dataclasses.asdict(settings)),
              "description": problem.description}
     recorder = Recorder(directory, cfg.steps + 1, attrs, resume=resume)
     bar, update = _progress_bar(cfg.steps * len(cfg.flows), progress)
@@ -263,7 +285,7 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
                      progress=update, sink=recorder, keep_w=False, stop_if_gd_diverges=True,
                      should_stop=should_stop, optimizer=optimizer)
         summary = summarize(result)
-        summary["config"] = dataclasses.asdict(cfg)
+        summary["config"] = record
         summary["eos"] = eos_summary(result.series, cfg.lr, discrete=disc)
         if "cf" in summary and "loss" in result.series.get("cf", {}):
             summary["cf"]["predicted_loss_rel_err"] = summary["eos"].get("cf_predicted_loss_rel_err")
@@ -280,6 +302,56 @@ def compare(cfg: CompareConfig = DEFAULT, out: str | Path | None = None, *, over
         bar.close()
     recorder.close(summary["status"])
     return _report(cfg, out, result, summary, checks, figures, echo, getattr(should_stop, "signum", None))
+
+
+# the fields that describe a built-in network problem; a problem of your own brings its own
+NETWORK_FIELDS = ("problem", "data", "n", "classes", "data_dir", "model", "widths", "activation", "loss", "seed")
+
+
+def experiment(what, options: dict) -> tuple[CompareConfig, "Problem | None"]:
+    """``(cfg, problem)`` of :func:`compare`: a configuration with ``options`` applied, and the
+    user's problem (None for the built-in ones, which :func:`build_problem` makes)."""
+    import jax
+
+    from derive.errors import DeriveInputError
+
+    from .problem import Problem
+
+    fields = {f.name for f in dataclasses.fields(CompareConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise DeriveInputError(f"{unknown[0]}: not an option of compare; expected some of {sorted(fields)}")
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    if isinstance(what, CompareConfig):
+        return dataclasses.replace(what, **options), None
+    if not isinstance(what, Problem):
+        raise DeriveInputError(f"problem: expected a numeric.Problem (from_jax, from_sympy) or a CompareConfig, "
+                               f"got {type(what).__name__}")
+    given = sorted(set(options) & set(NETWORK_FIELDS))
+    if given:
+        raise DeriveInputError(f"{given[0]}: a problem of your own brings its own model and data; "
+                               f"{', '.join(NETWORK_FIELDS)} do not apply")
+    if "lr" not in options:
+        raise DeriveInputError("lr: give the learning rate of your problem, e.g. compare(problem, lr=0.1)")
+    x64 = bool(jax.config.jax_enable_x64)
+    if options.get("float64", x64) != x64:
+        raise DeriveInputError(f"float64: your problem runs in JAX's precision, which is "
+                               f"{'float64' if x64 else 'float32'} (set jax_enable_x64 before building it)")
+    cfg = dataclasses.replace(DEFAULT, **{**options, "float64": x64})
+    if cfg.optimizer != "gd" and "flows" not in options:
+        cfg = dataclasses.replace(cfg, flows=(cfg.optimizer, "sf", "cf"))
+    return cfg, what
+
+
+def config_record(cfg: CompareConfig, problem=None) -> dict:
+    """The configuration as stored in ``run.json``, the results file and ``summary.json``: every
+    field for a built-in problem; for a problem of your own its name and size instead of the
+    network fields, which do not apply."""
+    record = dataclasses.asdict(cfg)
+    if problem is None:
+        return record
+    record = {k: v for k, v in record.items() if k not in NETWORK_FIELDS}
+    return {"problem": problem.name, "source": "python", "n_params": problem.n, **record}
 
 
 def check_config(cfg: CompareConfig) -> None:
@@ -338,9 +410,11 @@ def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
     return summary
 
 
-def default_out_dir(cfg: CompareConfig) -> Path:
+def default_out_dir(cfg: CompareConfig, problem=None) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("gdflows-runs") / f"compare-{cfg.problem or cfg.data}-{stamp}"
+    name = problem.name if problem is not None else (cfg.problem or cfg.data)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "problem"
+    return Path("gdflows-runs") / f"compare-{safe}-{stamp}"
 
 
 def for_optimizer(cfg: CompareConfig, explicit=()) -> CompareConfig:

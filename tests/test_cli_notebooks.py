@@ -71,7 +71,7 @@ def run_notebook(name, cwd, **env):
                           env={**os.environ, **env})
 
 
-@pytest.mark.parametrize("name", ["01_derivations", "02_small_problems"])
+@pytest.mark.parametrize("name", ["01_derivations", "02_small_problems", "05_your_model"])
 def test_notebook_executes(name, tmp_path):
     r = run_notebook(name, tmp_path, GDFLOWS_NOTEBOOK_QUICK="1")   # reduced sizes
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
