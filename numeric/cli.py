@@ -102,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="DIR", help="continue the interrupted or killed run in DIR")
     r.add_argument("--list", action="store_true", help="list the registered problems and exit")
     _add_compare(sub)
+    _add_compare(sub, sweep=True)
+    m = sub.add_parser("merge", help="join the slices of a sweep (--shard) into one directory",
+                       description="Join sweep directories (the slices of one sweep run with --shard I/N) into "
+                                   "--out, as if the sweep had run in one go.")
+    m.add_argument("sources", nargs="+", metavar="DIR", help="sweep directories")
+    m.add_argument("--out", required=True, help="the new merged sweep directory")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    m.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     return parser
 
 
@@ -118,13 +126,21 @@ def _csv(name, cast=str):
     return parse
 
 
-def _add_compare(sub) -> None:
+def _add_compare(sub, sweep: bool = False) -> None:
     from .compare import DEFAULT as D
 
-    c = sub.add_parser("compare", help="the main job: GD vs gradient, modified and central flows on a network",
-                       description="Train a network by GD and run gradient flow, modified flow, central flow and "
-                                   "the GD midpoint from the same start; write results.h5, summary.json and "
-                                   "figures. No arguments: the default digits MLP at the edge of stability.")
+    if sweep:
+        c = sub.add_parser("sweep", help="the main job over a grid of options (learning rates, seeds, ...)",
+                           description="Run `gdflows compare` for every combination of the comma-separated values "
+                                       "given (e.g. --lr 0.2,0.3 --seed 0,1; --widths takes /-separated lists: "
+                                       "32,32/64,64) into one directory: runs/, sweep.h5 (a group per run), "
+                                       "sweep.json, sweep.csv and figures. Every other option as in compare.")
+        c = _SweepArgs(c)
+    else:
+        c = sub.add_parser("compare", help="the main job: GD vs gradient, modified and central flows on a network",
+                           description="Train a network by GD and run gradient flow, modified flow, central flow "
+                                       "and the GD midpoint from the same start; write results.h5, summary.json "
+                                       "and figures. No arguments: the default digits MLP at the edge of stability.")
     c.add_argument("--problem", help="a registered toy problem instead of a network (see gdflows run --list)")
     c.add_argument("--data", default=D.data, help=f"digits, cifar10 or synthetic (default {D.data})")
     c.add_argument("--data-dir", help="directory with CIFAR-10's python batches (for --data cifar10)")
@@ -155,11 +171,48 @@ def _add_compare(sub) -> None:
                    help="modified-flow order (1 to 6)")
     c.add_argument("--cf-drift", default=D.cf_drift, choices=("loss", "modified"),
                    help="GD's central flow: stable part −η∇L (loss, the paper's) or −η∇(L + (η/4)‖∇L‖²) (modified)")
-    c.add_argument("--out", help="output directory (default: a new gdflows-runs/compare-<data>-<time>)")
+    what = "sweep" if sweep else "compare"
+    c.add_argument("--out", help=f"output directory (default: a new gdflows-runs/{what}-<data>-<time>)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    c.add_argument("--resume", metavar="DIR", help="continue the interrupted or killed run in DIR (its arguments)")
+    c.add_argument("--resume", metavar="DIR", help=f"continue the interrupted or killed {what} in DIR (its arguments)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    if sweep:
+        c.parser.add_argument("--shard", metavar="I/N", help="run only the I-th of N slices of the grid (1 ≤ I ≤ N, "
+                                                             "round robin); join them with gdflows merge")
+
+
+# compare's options that take one value each and can be swept; everything else is shared by every run
+_NOT_SWEPT = {"out", "resume", "device", "flows", "data_dir", "shard"}
+
+
+class _Values(tuple):
+    """The values given to a swept option (argparse also parses a string default into one)."""
+
+
+class _SweepArgs:
+    """``add_argument`` for ``sweep``: options of compare that take a value accept comma-separated
+    lists (``--widths``: /-separated), each item parsed and checked as compare parses it."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def add_argument(self, *flags, **kw):
+        dest = flags[0].lstrip("-").replace("-", "_")
+        if dest in _NOT_SWEPT or kw.get("action") is not None:
+            return self.parser.add_argument(*flags, **kw)
+        one, choices = kw.pop("type", str), kw.pop("choices", None)
+        sep = "/" if dest == "widths" else ","
+
+        def each(text):
+            values = _Values(one(t.strip()) for t in text.split(sep) if t.strip())
+            if not values:
+                raise UsageError(f"{flags[0]}: expected {sep}-separated values, got {text!r}")
+            bad = [v for v in values if choices is not None and v not in choices]
+            if bad:
+                raise UsageError(f"{flags[0]}: invalid choice {bad[0]!r} (choose from {', '.join(map(str, choices))})")
+            return values
+        return self.parser.add_argument(*flags, type=each, **kw)
 
 
 def _number(name, valid, must, cast=float):
@@ -242,7 +295,7 @@ def _cmd_compare(args, given: dict, stop) -> int:
 
     import jax
 
-    from .compare import CompareConfig, compare, for_optimizer, for_problem
+    from .compare import CompareConfig, compare, config_from
 
     options = {_CONFIG_NAMES.get(k, k): v for k, v in vars(args).items()}
     if args.resume:
@@ -251,23 +304,76 @@ def _cmd_compare(args, given: dict, stop) -> int:
         from .recorder import check_resumable
         stored = check_resumable(args.resume, "compare", {_CONFIG_NAMES.get(k, k): v for k, v in given.items()})
         options = {**options, **stored}
-    if options["device"] == "cpu":
-        jax.config.update("jax_platforms", "cpu")
-    elif options["device"] == "gpu":
-        try:
-            jax.devices("gpu")
-        except RuntimeError:
-            raise UsageError("--device: no GPU is visible to JAX (install jax[cuda12] or use --device cpu)") from None
+    _use_device(options["device"])
     jax.config.update("jax_enable_x64", bool(options["float64"] or options["problem"]))   # toy problems: float64
-    fields = {f.name for f in dataclasses.fields(CompareConfig)}
-    cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in fields})
-    if not args.resume:
-        cfg = for_problem(for_optimizer(cfg, {_CONFIG_NAMES.get(k, k) for k in given}), args.lr, args.steps)
+    if args.resume:   # the stored configuration, resolved when the run started
+        fields = {f.name for f in dataclasses.fields(CompareConfig)}
+        cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in fields})
+    else:
+        cfg = config_from(options, given)
     from .budget import check_compare
     check_compare(cfg, args.resume or args.out)
     compare(cfg, args.resume or args.out, overwrite=args.overwrite, progress=not args.no_progress,
             figures=not args.no_figures, resume=bool(args.resume), should_stop=stop,
             extra_options={"device": options["device"]})
+    return 0
+
+
+def _use_device(device: str) -> None:
+    import jax
+
+    if device == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+    elif device == "gpu":
+        try:
+            jax.devices("gpu")
+        except RuntimeError:
+            raise UsageError("--device: no GPU is visible to JAX (install jax[cuda12] or use --device cpu)") from None
+
+
+_SWEEP_PRESENTATION = {"command", "out", "overwrite", "resume", "no_progress", "no_figures", "shard", "device"}
+
+
+def _cmd_sweep(args, given: dict, stop) -> int:
+    import datetime as _dt
+    from pathlib import Path
+
+    import jax
+
+    from .sweep import Grid, parse_shard, sweep
+
+    _use_device(args.device)
+    if args.resume:
+        extra = sorted(set(given) - _SWEEP_PRESENTATION)
+        if extra or args.out or args.overwrite or args.shard:
+            raise UsageError("--resume: goes alone (the sweep directory holds its grid and slice)")
+        from .recorder import check_resumable
+        stored = check_resumable(args.resume, "sweep", {})["grid"]
+        grid = Grid.from_spec(stored)
+        shard = tuple(stored["shard"]) if stored.get("shard") else None
+        out = args.resume
+    else:
+        options = {k: v for k, v in vars(args).items() if k not in _SWEEP_PRESENTATION}
+        axes, base = [], {}
+        for k, v in options.items():
+            if isinstance(v, _Values) and len(v) > 1:
+                axes.append((k, tuple(v)))
+            else:
+                base[k] = v[0] if isinstance(v, _Values) else v
+        grid = Grid(tuple(axes), base, tuple(sorted(k for k in given if k not in _SWEEP_PRESENTATION)))
+        shard = parse_shard(args.shard)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = args.out or Path("gdflows-runs") / f"sweep-{base.get('data', 'digits')}-{stamp}"
+    jax.config.update("jax_enable_x64", bool(grid.base.get("float64") or grid.base.get("problem")))
+    sweep(grid, out, shard=shard, overwrite=args.overwrite, resume=bool(args.resume), figures=not args.no_figures,
+          should_stop=stop)
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from .sweep import merge
+
+    merge(args.sources, args.out, overwrite=args.overwrite, figures=not args.no_figures)
     return 0
 
 
@@ -299,6 +405,10 @@ def main(argv=None) -> int:
                 return cmd_run(args, _explicit(argv), stop)
             if args.command == "compare":
                 return _cmd_compare(args, _explicit(argv), stop)
+            if args.command == "sweep":
+                return _cmd_sweep(args, _explicit(argv), stop)
+            if args.command == "merge":
+                return _cmd_merge(args)
     except Finished as done:
         print(f"gdflows: {done}")
         return 0

@@ -427,6 +427,23 @@ def for_optimizer(cfg: CompareConfig, explicit=()) -> CompareConfig:
     return dataclasses.replace(cfg, **changes)
 
 
+def config_from(options: dict, explicit=()) -> CompareConfig:
+    """The configuration of one run from option values (CLI destinations or field names; others are
+    ignored): the optimizer's and the toy problem's defaults fill every field not in ``explicit``.
+    ``compare``, ``sweep`` and ``merge`` resolve their runs here."""
+    options = {_OPTION_FIELDS.get(k, k): v for k, v in options.items()}
+    explicit = {_OPTION_FIELDS.get(k, k) for k in explicit}
+    fields = {f.name for f in dataclasses.fields(CompareConfig)}
+    cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()
+                           if k in fields and v is not None})
+    return for_problem(for_optimizer(cfg, explicit), options.get("lr") if "lr" in explicit else None,
+                       options.get("steps") if "steps" in explicit else None)
+
+
+# CLI destinations that are CompareConfig fields under another name
+_OPTION_FIELDS = {"loss_fn": "loss"}
+
+
 def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> CompareConfig:
     """``cfg`` with the learning rate and steps resolved: given values, else the problem's or the defaults."""
     if cfg.problem is not None:

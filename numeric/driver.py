@@ -81,7 +81,7 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
         steps: number of GD steps (> 0); every process advances the same τ.
         flows: names among ``gd, gf, mf, cf, midpoint`` (GD), or the optimizer's (``rmsprop, sf, cf, midpoint``);
             default: all of them.
-        settings: numerical settings (defaults from :class:`Settings`).
+        settings: numerical settings (defaults from :class:`Settings`); their ``eta`` is replaced by ``eta``.
         chunk: steps per jitted scan between host checks.
         loss_bound: a process whose loss exceeds this is stopped as diverged
             (default: 1e6 × (|L(w₀)| + 1)).
@@ -107,7 +107,8 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
     if not (isinstance(steps, (int, np.integer)) and steps > 0):
         raise DeriveInputError(f"steps: must be a positive integer, got {steps!r}")
     flows = check_flows(process_names(optimizer) if flows is None else flows, optimizer)
-    s = settings or Settings(eta=float(eta))
+    # η is the argument: settings carry only the numerics (an η inside them is replaced, never silently used)
+    s = dataclasses.replace(settings, eta=float(eta)) if settings is not None else Settings(eta=float(eta))
     disc = discrete_name(optimizer)
     steps = int(steps)
     w0 = jnp.asarray(problem.init, dtype=jnp.result_type(float))

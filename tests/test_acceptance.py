@@ -59,3 +59,15 @@ def test_default_run_meets_the_edge_of_stability_acceptance(default_compare_run)
     print(f"\nGD onset {onset}, GD max |S/(2/η) − 1| after it {np.nanmax(np.abs(gd_s[onset:] / two - 1)):.3f}, "
           f"CF {np.max(np.abs(cf_s[start:] / two - 1)):.2e}, ‖CF−GD‖/‖GF−GD‖ {d_cf / d_gf:.3f}, "
           f"predicted loss rel. err {err:.4f}")
+
+
+def test_edge_of_stability_notebook_on_the_default_run(default_compare_run, tmp_path):
+    """Notebook 03 redraws the default run from its results file (here: the session's one default run,
+    so this test lives in the same file as the others that use it and runs on the same test worker)."""
+    from test_cli_notebooks import run_notebook
+
+    out, run = default_compare_run
+    assert run.returncode == 0, run.stderr[-2000:]
+    r = run_notebook("03_edge_of_stability", tmp_path, GDFLOWS_RESULTS=str(out / "results.h5"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert len(list(tmp_path.glob("*.png"))) >= 5

@@ -77,15 +77,6 @@ def test_notebook_executes(name, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
 
 
-@pytest.mark.slow
-def test_edge_of_stability_notebook_on_the_default_run(default_compare_run, tmp_path):
-    out, run = default_compare_run
-    assert run.returncode == 0, run.stderr[-2000:]
-    r = run_notebook("03_edge_of_stability", tmp_path, GDFLOWS_RESULTS=str(out / "results.h5"))
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert len(list(tmp_path.glob("*.png"))) >= 5
-
-
 def test_derive_exits_nonzero_when_a_check_fails(monkeypatch, capsys):
     from derive import report
     from derive.result import Check

@@ -24,6 +24,14 @@ def test_quadratic_closed_forms(x64):
         assert err < 1e-10, name
 
 
+def test_the_learning_rate_argument_is_the_one_used(x64):
+    """η is passed once: an η left inside the settings is replaced by run's argument, never used."""
+    p = get_problem("quadratic1d")
+    r = run(p, 0.25, 8, ["gd"], settings=Settings(eta=0.9))
+    assert r.settings.eta == 0.25
+    np.testing.assert_allclose(r.series["gd"]["w"][:, 0], 0.75 ** np.arange(9) * p.init[0], rtol=1e-13)
+
+
 @pytest.mark.parametrize("eta", [1.05, 1.2])
 def test_quartic_two_cycle_and_central_flow(x64, eta):
     p = get_problem("quartic", lr=eta)

@@ -46,7 +46,8 @@ def _check_run(summary, out, loss_fn, params, lr, flows):
     res = read_results(out / "results.h5")
     assert set(res) == set(flows) and res.attrs["status"] == "complete"
     assert summary["config"]["source"] == "python" and summary["n_params"] == ravel_pytree(params)[0].size
-    assert {"loss.png", "sharpness.png", "distance.png"} <= {p.name for p in out.iterdir()}
+    figures = {"loss.png", "sharpness.png"} | ({"distance.png"} if len(flows) > 1 else set())
+    assert figures <= {p.name for p in out.iterdir()}
     losses, sharp = _oracle(loss_fn, params, lr, STEPS)
     np.testing.assert_allclose(res["gd"]["loss"], losses, rtol=2e-4)
     np.testing.assert_allclose(res["gd"]["eigs"][:, 0], sharp, rtol=2e-3)
@@ -60,7 +61,7 @@ def _check_run(summary, out, loss_fn, params, lr, flows):
         assert summary[name]["status"] == "ok" and np.isfinite(summary[name]["final_loss"])
 
 
-def test_a_flax_nnx_model_goes_through_compare(tmp_path):
+def test_a_flax_nnx_model_goes_through_compare(tmp_path, no_x64):
     nnx = pytest.importorskip("flax.nnx")
 
     class MLP(nnx.Module):
@@ -84,7 +85,7 @@ def test_a_flax_nnx_model_goes_through_compare(tmp_path):
     assert any(line.startswith("process") for line in lines)
 
 
-def test_an_equinox_model_goes_through_compare(tmp_path):
+def test_an_equinox_model_goes_through_compare(tmp_path, no_x64):
     eqx = pytest.importorskip("equinox")
 
     model = eqx.nn.MLP(64, 10, 8, 1, activation=jnp.tanh, key=jax.random.PRNGKey(1))
@@ -95,9 +96,8 @@ def test_an_equinox_model_goes_through_compare(tmp_path):
 
     lr = 0.3                               # its sharpness stays below 0.4·2/η
     summary = numeric.compare(numeric.from_jax(loss_fn, params, name="equinox-mlp"), lr=lr, steps=STEPS,
-                              flows=("gd", "gf"), k_max=1, out=tmp_path / "run", progress=False, echo=lambda *a: None)
-    _check_run(summary, tmp_path / "run", loss_fn, params, lr, ("gd", "gf"))
-    assert summary["gf"]["max_distance_to_gd"] > 0
+                              flows=("gd",), k_max=1, out=tmp_path / "run", progress=False, echo=lambda *a: None)
+    _check_run(summary, tmp_path / "run", loss_fn, params, lr, ("gd",))
 
 
 def _tiny_problem():
@@ -112,9 +112,11 @@ def _tiny_problem():
     ({"lr": 0.1, "learning_rate": 0.1}, "learning_rate"),   # not an option at all
     ({"lr": 0.1, "flows": ("gd", "xx")}, "flows"),
     ({"lr": -1.0}, "lr"),
-    ({"lr": 0.1, "float64": not jax.config.jax_enable_x64}, "float64"),
+    ({"lr": 0.1, "float64": "the other precision"}, "float64"),
 ])
 def test_bad_options_for_your_problem_are_one_line_errors_naming_them(tmp_path, options, word):
+    if "float64" in options:   # the precision that is not JAX's now
+        options = {**options, "float64": not jax.config.jax_enable_x64}
     with pytest.raises(DeriveInputError) as err:
         numeric.compare(_tiny_problem(), out=tmp_path / "x", progress=False, echo=lambda *a: None, **options)
     text = str(err.value)
