@@ -24,7 +24,7 @@ LIMITS = {
 _SERIES = 12              # scalar series per process (loss, grad_norm2, distance, ...)
 _PER_EIG = 4              # series per tracked eigenvalue (eigs, gd_offset, sigma_eigs, sigma_diag)
 _VECTORS = 12             # parameter-sized vectors a process keeps besides its eigen blocks
-_DATA_DIM = {"digits": 64, "cifar10": 3072, "synthetic": 3072}
+_DATA_DIM = {"digits": 64, "cifar10": 3072, "synthetic": 3072, "sort": 6}   # sort: tokens per sequence
 
 
 def machine_memory() -> int:
@@ -70,7 +70,8 @@ def check_compare(cfg, out) -> None:
     model_kw = {"activation": cfg.activation}
     if cfg.model == "mlp":
         model_kw["widths"] = tuple(cfg.widths)
-    model = make_model(cfg.model, dim, cfg.classes, **model_kw)
+    outputs = cfg.classes * dim if cfg.data == "sort" else cfg.classes   # sorting: one prediction per token
+    model = make_model(cfg.model, dim, outputs, **model_kw)
     dtype = jax.numpy.float64 if cfg.float64 else jax.numpy.float32
     shapes = jax.eval_shape(lambda key: model.init(key, dtype), jax.random.PRNGKey(0))
     n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(shapes))

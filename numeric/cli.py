@@ -142,12 +142,14 @@ def _add_compare(sub, sweep: bool = False) -> None:
                                        "and the GD midpoint from the same start; write results.h5, summary.json "
                                        "and figures. No arguments: the default digits MLP at the edge of stability.")
     c.add_argument("--problem", help="a registered toy problem instead of a network (see gdflows run --list)")
-    c.add_argument("--data", default=D.data, help=f"digits, cifar10 or synthetic (default {D.data})")
+    c.add_argument("--data", default=D.data, help=f"digits, cifar10, synthetic or sort (generated sequences to "
+                                                  f"sort; --classes symbols) (default {D.data})")
     c.add_argument("--data-dir", help="directory with CIFAR-10's python batches (for --data cifar10)")
     c.add_argument("--n", type=_positive("--n", int), default=D.n, help=f"training examples (default {D.n})")
     c.add_argument("--classes", type=_positive("--classes", int), default=D.classes,
                    help=f"classes (default {D.classes}; 4 is the reference's CIFAR setting)")
-    c.add_argument("--model", default=D.model, help=f"mlp or cnn (default {D.model})")
+    c.add_argument("--model", default=D.model, help=f"mlp, cnn, resnet, vit or transformer (sequence sorting, "
+                                                    f"--data sort) (default {D.model}; each has its own defaults)")
     c.add_argument("--widths", type=_csv("--widths", int), default=D.widths,
                    help="MLP hidden widths (default " + ",".join(map(str, D.widths)) + ")")
     c.add_argument("--activation", default=D.activation, help=f"tanh, gelu or relu (default {D.activation})")

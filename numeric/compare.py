@@ -96,8 +96,9 @@ class CompareConfig:
     def name(self) -> str:
         if self.problem:
             return self.problem
-        arch = "-".join(str(w) for w in self.widths) if self.model == "mlp" else "cnn"
-        return f"{self.data}-{self.model}-{arch}-{self.activation}-{self.loss}"
+        if self.model != "mlp":
+            return f"{self.data}-{self.model}-{self.activation}-{self.loss}"
+        return f"{self.data}-{self.model}-{'-'.join(str(w) for w in self.widths)}-{self.activation}-{self.loss}"
 
 
 DEFAULT = CompareConfig()
@@ -107,6 +108,17 @@ OPTIMIZERS = ("gd", "rmsprop", "rmsprop-diag")
 OPTIMIZER_DEFAULTS = {"gd": {}, "rmsprop": {"lr": 0.03, "beta2": 0.9, "bias_correction": True, "cf_substeps": 4},
                       "rmsprop-diag": {"lr": 0.002, "beta2": 0.99, "eps": 1e-8, "bias_correction": True,
                                        "warm_start": 5, "k_max": 5, "steps": 300, "eig_tol": 1e-4, "cf_substeps": 4}}
+
+
+MODELS = ("mlp", "cnn", "resnet", "vit", "transformer")
+# per model: the default run's settings where they differ from the MLP's (see README, "Architectures")
+# (learning rates from GD's sharpness trajectories, which reach 2/η within the run: the ViT starts above
+# it, falls to 0.8·2/η and sharpens back by step ~170; the ResNet sharpens from 0.67·2/η to it by step
+# ~125; the sorting Transformer with MSE never sharpens (its sharpness falls as it learns), with
+# cross-entropy it sharpens from 0.5·2/η to it by step ~35; mf and midpoint can be asked for)
+_ARCH = {"activation": "gelu", "steps": 300, "flows": ("gd", "gf", "cf")}
+MODEL_DEFAULTS = {"cnn": {}, "resnet": {**_ARCH, "lr": 0.5}, "vit": {**_ARCH, "lr": 0.1},
+                  "transformer": {**_ARCH, "data": "sort", "n": 500, "classes": 6, "loss": "ce", "lr": 0.2}}
 
 
 def build_problem(cfg: CompareConfig):
@@ -135,7 +147,7 @@ def build_problem(cfg: CompareConfig):
     X, Y = jax.numpy.asarray(ds.X, dtype), jax.numpy.asarray(ds.Y, dtype)
     return from_jax(make_loss(model, X, Y, cfg.loss), params, name=cfg.name, dense_limit=0,
                     hvp_columns=model.hvp_columns,
-                    description=f"{ds.description}; {cfg.model} {cfg.widths} {cfg.activation}; {cfg.loss}")
+                    description=f"{ds.description}; {model.description}; {cfg.loss}")
 
 
 def settings_for(cfg: CompareConfig):
@@ -436,8 +448,15 @@ def config_from(options: dict, explicit=()) -> CompareConfig:
     fields = {f.name for f in dataclasses.fields(CompareConfig)}
     cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()
                            if k in fields and v is not None})
-    return for_problem(for_optimizer(cfg, explicit), options.get("lr") if "lr" in explicit else None,
+    return for_problem(for_optimizer(for_model(cfg, explicit), explicit), options.get("lr") if "lr" in explicit else None,
                        options.get("steps") if "steps" in explicit else None)
+
+
+def for_model(cfg: CompareConfig, explicit=()) -> CompareConfig:
+    """``cfg`` with the model's defaults (data, activation, learning rate, steps: :data:`MODEL_DEFAULTS`)
+    for every field not in ``explicit``."""
+    changes = {k: v for k, v in MODEL_DEFAULTS.get(cfg.model, {}).items() if k not in explicit}
+    return dataclasses.replace(cfg, **changes)
 
 
 # CLI destinations that are CompareConfig fields under another name
@@ -454,7 +473,7 @@ def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> Comp
         spec = REGISTRY[cfg.problem]
         return dataclasses.replace(cfg, lr=lr or spec.default_lr, steps=steps or spec.default_steps, float64=True)
     own = OPTIMIZER_DEFAULTS.get(cfg.optimizer, {})
-    return dataclasses.replace(cfg, lr=lr or own.get("lr", DEFAULT.lr), steps=steps or own.get("steps", DEFAULT.steps))
+    return dataclasses.replace(cfg, lr=lr or own.get("lr", cfg.lr), steps=steps or own.get("steps", cfg.steps))
 
 
 def print_table(summary: dict, echo=print) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DATASETS", "Dataset", "cifar10", "digits", "load_dataset", "synthetic_cifar"]
+__all__ = ["DATASETS", "Dataset", "cifar10", "digits", "load_dataset", "sort_task", "synthetic_cifar"]
 
 CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -314,7 +314,33 @@ def synthetic_cifar(n: int = 1000, classes: int = 4, seed: int = 0) -> Dataset:
 
 
 # ----------------------------------------------------------------------------------------- registry
-DATASETS = {"digits": digits, "cifar10": cifar10, "synthetic": synthetic_cifar}
+def sort_task(n: int = 500, classes: int = 6, seed: int = 0, length: int = 6) -> Dataset:
+    """The sequence-sorting task of the paper's Transformer experiments, generated here (no download).
+
+    Each example is ``length`` tokens drawn uniformly (with repeats) from a vocabulary of ``classes``
+    symbols; the target is the same tokens in increasing order, one-hot per position.
+
+    Returns:
+        A :class:`Dataset` whose ``X`` holds the token ids as numbers, shape ``(n, length)``; ``Y``
+        the one-hot sorted sequence flattened to ``(n, length·classes)`` (position-major);
+        ``labels`` the sorted ids ``(n, length)``. The same ``seed`` gives the same data.
+
+    Raises:
+        DeriveInputError: One line naming ``n``, ``classes`` or ``length``.
+    """
+    for name, value, low in (("n", n, 1), ("classes", classes, 2), ("length", length, 2)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise _error(f"{name}: expected an integer >= {low}, got {value!r}")
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, classes, size=(n, length))
+    ordered = np.sort(tokens, axis=1)
+    Y = np.eye(classes, dtype=np.float32)[ordered].reshape(n, length * classes)
+    return Dataset(tokens.astype(np.float32), Y, ordered, "sort", int(classes),
+                   f"sequence sorting: {n} sequences of {length} tokens from {classes} symbols (seed {seed}), "
+                   f"target the sorted sequence")
+
+
+DATASETS = {"digits": digits, "cifar10": cifar10, "synthetic": synthetic_cifar, "sort": sort_task}
 
 
 def load_dataset(name: str, **kwargs: Any) -> Dataset:

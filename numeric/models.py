@@ -71,6 +71,8 @@ class Model:
         description: one line, e.g. ``"mlp 3072-256-256-4 gelu"``.
         hvp_columns: the faster way to apply its Hessian to several vectors, ``"vmap"`` or ``"map"``
             (passed on to :func:`numeric.problem.from_jax`).
+        out_shape: for outputs that are several predictions per example (sequence sorting:
+            ``(length, vocab)``), how to read the flat logits and targets; None for one per example.
     """
 
     name: str
@@ -78,6 +80,7 @@ class Model:
     apply: Callable
     description: str = ""
     hvp_columns: str = "vmap"
+    out_shape: tuple | None = None
 
 
 def _dense_init(key, fan_in: int, fan_out: int, dtype) -> dict:
@@ -192,7 +195,17 @@ def cnn(in_shape: Sequence[int] = (32, 32, 3), channels: Sequence[int] = (16, 32
     return Model("cnn", init, apply, desc, hvp_columns="map")
 
 
-MODELS: dict[str, Callable[..., Model]] = {"mlp": mlp, "cnn": cnn}
+def _architecture(name: str) -> Callable[..., Model]:
+    """A builder of :mod:`numeric.architectures` (imported when first used: it builds on this module)."""
+    def build(*args, **kwargs):
+        from . import architectures
+        return getattr(architectures, name)(*args, **kwargs)
+    build.__name__ = name
+    return build
+
+
+MODELS: dict[str, Callable[..., Model]] = {"mlp": mlp, "cnn": cnn, **{k: _architecture(k) for k in
+                                                                    ("resnet", "vit", "transformer")}}
 
 
 def _cnn_shape(in_dim: int) -> tuple[int, int, int]:
@@ -217,10 +230,15 @@ def make_model(name: str, in_dim: int, out_dim: int, **kw) -> Model:
     in_dim = _positive_int(in_dim, "in_dim")
     if name == "mlp":
         return mlp(in_dim, out_dim=out_dim, **kw)
+    if name == "transformer":   # in_dim tokens per sequence, out_dim = tokens × vocabulary
+        if out_dim % in_dim:
+            raise _error(f"--data: the transformer sorts sequences (--data sort); got {in_dim} inputs and "
+                         f"{out_dim} outputs")
+        return MODELS[name](length=in_dim, vocab=out_dim // in_dim, **kw)
     shape = tuple(kw.pop("in_shape", None) or _cnn_shape(in_dim))
     if int(np.prod(shape)) != in_dim:
         raise _error(f"in_shape: {shape} has {int(np.prod(shape))} features, but in_dim={in_dim}")
-    return cnn(shape, out_dim=out_dim, **kw)
+    return MODELS[name](shape, out_dim=out_dim, **kw)
 
 
 def _onehot(Y, k: int, dtype):
@@ -273,6 +291,12 @@ def make_loss(model: Model, X, Y, loss: str = "mse") -> Callable:
         raise _error(f"X: expected shape (n, features), got {X.shape}")
     if Y.ndim not in (1, 2) or Y.shape[0] != X.shape[0]:
         raise _error(f"Y: expected ({X.shape[0]},) labels or ({X.shape[0]}, classes) one-hot, got {Y.shape}")
+    if model.out_shape is not None:   # several predictions per example: the loss of each, averaged
+        shape = (X.shape[0], *model.out_shape)
+        if Y.ndim != 2 or Y.shape[1] != math.prod(model.out_shape):
+            raise _error(f"Y: expected ({X.shape[0]}, {math.prod(model.out_shape)}) one-hot rows, got {Y.shape}")
+        Ys = Y.reshape(shape)
+        return lambda params: fn(model.apply(params, X).reshape(shape), Ys)
     return lambda params: fn(model.apply(params, X), Y)
 
 

@@ -254,7 +254,8 @@ def test_make_model_infers_cifar_shape():
 
 
 def test_errors_name_the_argument():
-    with pytest.raises(DeriveInputError, match=r"^model: unknown value 'x'; expected one of \['cnn', 'mlp'\]$"):
+    with pytest.raises(DeriveInputError,
+                       match=r"^model: unknown value 'x'; expected one of \['cnn', 'mlp', 'resnet', 'transformer', 'vit'\]$"):
         make_model("x", 10, 2)
     with pytest.raises(DeriveInputError, match=r"^--loss-fn: unknown value 'l1'"):
         make_loss(mlp(2, (2,), 2), np.zeros((1, 2)), np.zeros(1, int), "l1")
