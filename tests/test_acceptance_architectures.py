@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("model", ["transformer", "vit", "resnet"])
+@pytest.mark.parametrize("model", ["transformer", "resnet", pytest.param("vit", marks=pytest.mark.xfail(
+    strict=True, reason="GD starts at 4·2/η and catapults; the central flow cannot follow (README, Architectures)"))])
 def test_default_run_reaches_the_edge_and_the_central_flow_holds_it(model, tmp_path):
     out = tmp_path / model
     r = subprocess.run([sys.executable, "-m", "numeric.cli", "compare", "--model", model, "--no-progress",

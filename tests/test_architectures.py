@@ -97,3 +97,17 @@ def test_bad_architecture_arguments_are_one_line_errors_naming_them(build, word)
     with pytest.raises(DeriveInputError) as err:
         build()
     assert str(err.value).startswith(word) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["resnet", "vit", "transformer"])
+def test_compare_builds_each_architecture_with_its_defaults(model):
+    """``gdflows compare --model X``: the model's defaults give a problem whose loss is finite at the start
+    (the Transformer on generated sorting data, with cross-entropy)."""
+    from numeric.compare import build_problem, config_from
+
+    cfg = config_from({"model": model}, {"model"})
+    problem = build_problem(cfg)
+    assert np.isfinite(float(problem.loss(jnp.asarray(problem.init, jnp.float32))))
+    assert model in problem.description and (cfg.data == "sort") == (model == "transformer")
+    given = config_from({"model": model, "lr": 0.01, "steps": 7}, {"model", "lr", "steps"})
+    assert (given.lr, given.steps) == (0.01, 7)        # what is given wins over the model's defaults
