@@ -394,13 +394,15 @@ def merge(sources, out, *, overwrite: bool = False, figures: bool = True, echo=p
     directory = open_run_directory(out, command="sweep", options={"grid": {**grid.spec(), "shard": None}},
                                    overwrite=overwrite, resume=False)
     out = directory.path
+    status = "failed"
     try:
         (out / "runs").mkdir()
         for rid, run in found.items():
             shutil.copytree(run, out / "runs" / rid, ignore=shutil.ignore_patterns(LOCK))
         summary = assemble(out, grid, figures=figures, wall_seconds=None)
+        status = "complete"
     finally:
-        directory.write_manifest(status="complete")
+        directory.write_manifest(status=status)
         directory.release()
     echo(f"gdflows merge: {len(found)} of {len(ids)} runs from {len(sources)} directories into {out}")
     print_table(summary, echo)

@@ -2,7 +2,9 @@
 
 The end-to-end runs are tiny (20 digits, 4 hidden units, 6 steps). The one-go sweep runs on 4 forced
 host devices in a subprocess; the same grid run as two slices on one device and merged must give
-bit-identical series, and every table entry is recomputed from the runs' own results files.
+bit-identical series (products this small are not split differently by the two device settings; at
+full size float32 results depend on the device setting in the last bit, see the README), and every
+table entry is recomputed from the runs' own results files.
 """
 import json
 import os
