@@ -288,8 +288,6 @@ def _cmd_derive(args) -> int:
     return 1 if failed else 0
 
 
-# compare's CLI options that are CompareConfig fields under another name
-_CONFIG_NAMES = {"loss_fn": "loss"}
 
 
 def _cmd_compare(args, given: dict, stop) -> int:
@@ -297,6 +295,7 @@ def _cmd_compare(args, given: dict, stop) -> int:
 
     import jax
 
+    from .compare import OPTION_FIELDS as _CONFIG_NAMES   # CLI options that are config fields under another name
     from .compare import CompareConfig, compare, config_from
 
     options = {_CONFIG_NAMES.get(k, k): v for k, v in vars(args).items()}

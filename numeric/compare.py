@@ -443,8 +443,8 @@ def config_from(options: dict, explicit=()) -> CompareConfig:
     """The configuration of one run from option values (CLI destinations or field names; others are
     ignored): the optimizer's and the toy problem's defaults fill every field not in ``explicit``.
     ``compare``, ``sweep`` and ``merge`` resolve their runs here."""
-    options = {_OPTION_FIELDS.get(k, k): v for k, v in options.items()}
-    explicit = {_OPTION_FIELDS.get(k, k) for k in explicit}
+    options = {OPTION_FIELDS.get(k, k): v for k, v in options.items()}
+    explicit = {OPTION_FIELDS.get(k, k) for k in explicit}
     fields = {f.name for f in dataclasses.fields(CompareConfig)}
     cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()
                            if k in fields and v is not None})
@@ -460,7 +460,7 @@ def for_model(cfg: CompareConfig, explicit=()) -> CompareConfig:
 
 
 # CLI destinations that are CompareConfig fields under another name
-_OPTION_FIELDS = {"loss_fn": "loss"}
+OPTION_FIELDS = {"loss_fn": "loss"}
 
 
 def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> CompareConfig:
