@@ -81,11 +81,11 @@ def bench_cf_unit(args) -> None:
     import jax
     import jax.numpy as jnp
 
-    from numeric.compare import DEFAULT, build_problem, settings_for
+    from numeric.config import DEFAULT, build_problem, process_settings
     from numeric.processes import make_process
 
     cfg = DEFAULT
-    problem, s = build_problem(cfg), settings_for(cfg)
+    problem, s = build_problem(cfg), process_settings(cfg)
     w0 = jnp.asarray(problem.init, jnp.float32)
     cf = make_process("cf", problem, s)
     step = jax.jit(cf.step)

@@ -43,7 +43,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from numeric import metrics  # noqa: E402
-from numeric.compare import DEFAULT, compare, for_optimizer  # noqa: E402
+from numeric.compare import DEFAULT, compare  # noqa: E402
+from numeric.config import for_optimizer  # noqa: E402
 from numeric.results import read_results, read_summary  # noqa: E402
 
 QUICK = os.environ.get("GDFLOWS_NOTEBOOK_QUICK", "") not in ("", "0")

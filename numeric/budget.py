@@ -59,7 +59,7 @@ def _series_bytes(rows: int, processes: int, k: int, kept_params: int) -> int:
 
 def check_compare(cfg, out) -> None:
     """Refuse a ``gdflows compare`` configuration that cannot fit, naming the argument to change."""
-    if cfg.problem is not None:   # a toy problem: a handful of parameters, none kept per step
+    if cfg.problem is not None or cfg.expression is not None:   # a toy problem: a handful of parameters
         return check_run(0, cfg.steps, len(cfg.flows), cfg.k_max, False, out)
     import jax
 

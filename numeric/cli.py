@@ -79,12 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="simulate GD, gradient flow, modified flow, central flow, midpoint")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--problem", help="a registered problem (see --list)")
-    src.add_argument("--loss", help='a loss expression, e.g. "(x*y-1)**2/2" (parsed safely)')
+    src.add_argument("--loss", dest="expression", help='a loss expression, e.g. "(x*y-1)**2/2" (parsed safely)')
     r.add_argument("--init", help="initial point for --loss, e.g. x=2.5,y=0.1 (every parameter)")
-    r.add_argument("--params", help="comma-separated parameter names for --loss (default: all symbols)")
+    r.add_argument("--params", dest="param_names", help="comma-separated parameter names for --loss "
+                                                          "(default: all symbols)")
     r.add_argument("--lr", type=_positive("--lr"), help="learning rate η (default: the problem's)")
     r.add_argument("--steps", type=_positive("--steps", int), help="number of GD steps (default: the problem's)")
-    r.add_argument("--flows", help="comma-separated processes (default gd,gf,mf,cf,midpoint; with --optimizer "
+    r.add_argument("--flows", type=_csv("--flows"), help="comma-separated processes (default gd,gf,mf,cf,midpoint; with --optimizer "
                                    "rmsprop: rmsprop,sf,cf)")
     r.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=1,
                    help="modified-flow order (1 to 6)")
@@ -92,11 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="central-flow Euler substeps per step")
     r.add_argument("--k-max", type=_positive("--k-max", int, _limit("k_max")), default=4,
                    help="most eigenvalues tracked")
-    r.add_argument("--rtol", type=_positive("--rtol"), default=1e-8, help="flow ODE relative tolerance")
-    r.add_argument("--atol", type=_positive("--atol"), default=1e-10, help="flow ODE absolute tolerance")
-    from .compare import DEFAULT
+    _add_tolerances(r)
+    from .config import DEFAULT
     _add_optimizer(r, DEFAULT, network=False)
-    r.add_argument("--float32", action="store_true", help="single precision (default: float64)")
+    r.add_argument("--float32", dest="float64", action="store_false", help="single precision (default: float64)")
     r.add_argument("--out", help="write results.h5 and summary.json to this new directory, as the run goes")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     r.add_argument("--resume", metavar="DIR", help="continue the interrupted or killed run in DIR")
@@ -127,7 +127,7 @@ def _csv(name, cast=str):
 
 
 def _add_compare(sub, sweep: bool = False) -> None:
-    from .compare import DEFAULT as D
+    from .config import DEFAULT as D
 
     if sweep:
         c = sub.add_parser("sweep", help="the main job over a grid of options (learning rates, seeds, ...)",
@@ -173,6 +173,7 @@ def _add_compare(sub, sweep: bool = False) -> None:
                    help="modified-flow order (1 to 6)")
     c.add_argument("--cf-drift", default=D.cf_drift, choices=("loss", "modified"),
                    help="GD's central flow: stable part −η∇L (loss, the paper's) or −η∇(L + (η/4)‖∇L‖²) (modified)")
+    _add_tolerances(c)
     what = "sweep" if sweep else "compare"
     c.add_argument("--out", help=f"output directory (default: a new gdflows-runs/{what}-<data>-<time>)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
@@ -241,10 +242,18 @@ def _nonnegative(name, cast=float):
     return _number(name, lambda v: v >= 0, "a finite number ≥ 0", cast)
 
 
+def _add_tolerances(c) -> None:
+    """--rtol, --atol of the gradient and modified flows (defaults by precision: numeric.compare.settings_for)."""
+    c.add_argument("--rtol", type=_positive("--rtol"), help="flow ODE relative tolerance (default 1e-8 in float64, "
+                                                              "1e-5 in float32)")
+    c.add_argument("--atol", type=_positive("--atol"), help="flow ODE absolute tolerance (default 1e-10 in float64, "
+                                                              "1e-7 in float32)")
+
+
 def _add_optimizer(c, D, network=True) -> None:
     """--optimizer, --beta2, --eps, --bias-correction, --warm-start. ``network``: compare's help, whose
     RMSProp defaults differ from the plain settings (:data:`numeric.compare.OPTIMIZER_DEFAULTS`)."""
-    from .compare import OPTIMIZER_DEFAULTS, OPTIMIZERS
+    from .config import OPTIMIZER_DEFAULTS, OPTIMIZERS
 
     rms = OPTIMIZER_DEFAULTS["rmsprop"] if network else {"beta2": D.beta2}
     c.add_argument("--optimizer", default=D.optimizer, choices=OPTIMIZERS,
@@ -291,29 +300,22 @@ def _cmd_derive(args) -> int:
 
 
 def _cmd_compare(args, given: dict, stop) -> int:
-    import dataclasses
-
     import jax
 
-    from .compare import OPTION_FIELDS as _CONFIG_NAMES   # CLI options that are config fields under another name
-    from .compare import CompareConfig, compare, config_from
+    from .config import OPTION_FIELDS as _CONFIG_NAMES   # CLI options that are config fields under another name
+    from .compare import compare
+    from .config import config_from, resumed_config
 
     options = {_CONFIG_NAMES.get(k, k): v for k, v in vars(args).items()}
-    if args.resume:
+    if args.resume:   # the stored configuration, resolved when the run started
         if args.out or args.overwrite:
             raise UsageError("--resume: goes without --out and --overwrite (the run directory is the one named)")
-        from .recorder import check_resumable
-        stored = check_resumable(args.resume, "compare", {_CONFIG_NAMES.get(k, k): v for k, v in given.items()})
+        cfg, stored = resumed_config(args.resume, "compare", given)
         options = {**options, **stored}
-    _use_device(options["device"])
-    jax.config.update("jax_enable_x64", bool(options["float64"] or options["problem"]))   # toy problems: float64
-    if args.resume:   # the stored configuration, resolved when the run started
-        fields = {f.name for f in dataclasses.fields(CompareConfig)}
-        cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in fields})
     else:
         cfg = config_from(options, given)
-    from .budget import check_compare
-    check_compare(cfg, args.resume or args.out)
+    _use_device(options["device"])
+    jax.config.update("jax_enable_x64", cfg.float64)   # toy problems: float64 (config_from)
     compare(cfg, args.resume or args.out, overwrite=args.overwrite, progress=not args.no_progress,
             figures=not args.no_figures, resume=bool(args.resume), should_stop=stop,
             extra_options={"device": options["device"]})

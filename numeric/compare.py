@@ -1,6 +1,11 @@
-"""``gdflows compare``: GD, gradient flow, modified flow, central flow (and midpoint) on a network.
+"""The experiment layer: one configuration (:class:`CompareConfig`) and one code path
+(:func:`compare`) behind ``gdflows compare``, ``gdflows run`` (toy problems and losses typed as
+text, files only with ``--out``), ``gdflows sweep`` (one :func:`compare` per grid point) and
+``numeric.compare`` (your own problem). The learning rate is ``lr`` here, in the CLI and in every
+file; the processes, which evaluate the derived formulas, call it η (``Settings.eta``, set once by
+:func:`numeric.driver.run` from its argument).
 
-The main job. With no arguments it trains the default digits MLP (:data:`DEFAULT`) at a learning
+``gdflows compare`` is the main job. With no arguments it trains the default digits MLP (:data:`DEFAULT`) at a learning
 rate where GD sharpens progressively and then reaches the edge of stability within the run, and
 writes to a new output directory:
 
@@ -18,147 +23,20 @@ import dataclasses
 import datetime as _dt
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import metrics
+from .config import (DEFAULT, CompareConfig, build_problem, check_config, config_from,  # noqa: F401 (re-exported)
+                     config_record, experiment, process_settings, settings_for)
 
 if TYPE_CHECKING:
     from .problem import Problem
 
-__all__ = ["CompareConfig", "DEFAULT", "build_problem", "compare", "eos_summary", "experiment"]
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """One ``gdflows compare`` run. The defaults are the embedded default run.
-
-    Attributes:
-        problem: a registered toy problem (``gdflows run --list``) instead of a network; its
-            learning rate and steps are used unless ``lr``/``steps`` are given.
-        data, n, classes, data_dir: the data set (``digits``, ``cifar10`` with ``data_dir``, ``synthetic``).
-        model, widths, activation, loss: the network and the loss (``mse`` or ``ce``).
-        lr, steps, flows: learning rate, GD steps, processes.
-        seed: initialisation seed (data subsets are deterministic).
-        float64: double precision (default float32; matmuls at full precision either way).
-        k_max, eig_tol, eig_every: eigen tracker capacity, LOBPCG tolerance, solve interval for
-            the non-central processes.
-        cf_substeps, mf_order, rtol, atol: central-flow substeps, modified-flow order, ODE tolerances.
-        chunk: steps per compiled scan (results are written after each chunk).
-        optimizer: ``gd``, ``rmsprop`` (scalar ν) or ``rmsprop-diag`` (per-coordinate ν); with an
-            RMSProp the processes are the optimizer, its stable flow ``sf`` and central flow ``cf``.
-        beta2, eps, bias_correction, warm_start: RMSProp's settings (ignored by GD).
-        cf_drift: GD's central flow driven by the loss (``loss``, the paper's) or by the order-1
-            modified loss (``modified``).
-    """
-
-    problem: str | None = None
-    data: str = "digits"
-    n: int = 1000
-    classes: int = 10
-    data_dir: str | None = None
-    model: str = "mlp"
-    widths: tuple = (32, 32)
-    activation: str = "tanh"
-    loss: str = "mse"
-    lr: float = 0.335
-    steps: int = 400
-    flows: tuple = ("gd", "gf", "mf", "cf", "midpoint")
-    seed: int = 0
-    float64: bool = False
-    k_max: int = 3
-    eig_tol: float | None = None
-    eig_every: int = 1
-    cf_substeps: int = 8   # measured: 4 (the paper's) is 2.6% of ‖w_GD − w_GF‖ off the converged flow, 8 is 1.2%
-    mf_order: int = 1
-    rtol: float | None = None
-    atol: float | None = None
-    chunk: int = 25
-    optimizer: str = "gd"
-    beta2: float = 0.99
-    eps: float = 0.0
-    bias_correction: bool = False
-    warm_start: int = 0
-    cf_drift: str = "loss"
-
-    def optimizer_settings(self):
-        """None for GD, else the :class:`numeric.adaptive.RMSProp` of this run."""
-        if self.optimizer == "gd":
-            return None
-        from .adaptive import RMSProp
-        return RMSProp(beta2=self.beta2, eps=self.eps, bias_correction=self.bias_correction,
-                       diagonal=self.optimizer == "rmsprop-diag", warm_start=self.warm_start)
-
-    @property
-    def name(self) -> str:
-        if self.problem:
-            return self.problem
-        if self.model != "mlp":
-            return f"{self.data}-{self.model}-{self.activation}-{self.loss}"
-        return f"{self.data}-{self.model}-{'-'.join(str(w) for w in self.widths)}-{self.activation}-{self.loss}"
-
-
-DEFAULT = CompareConfig()
-OPTIMIZERS = ("gd", "rmsprop", "rmsprop-diag")
-# per optimizer: the default run's settings where they differ from GD's (see README, "Adaptive optimizers")
-# (RMSProp's central flows keep the paper's 4 substeps: their convergence is not measured yet)
-OPTIMIZER_DEFAULTS = {"gd": {}, "rmsprop": {"lr": 0.03, "beta2": 0.9, "bias_correction": True, "cf_substeps": 4},
-                      "rmsprop-diag": {"lr": 0.002, "beta2": 0.99, "eps": 1e-8, "bias_correction": True,
-                                       "warm_start": 5, "k_max": 5, "steps": 300, "eig_tol": 1e-4, "cf_substeps": 4}}
-
-
-# per model: the default run's settings where they differ from the MLP's (see README, "Architectures")
-# (learning rates from GD's sharpness trajectories, which reach 2/η within the run: the ViT starts above
-# it, falls to 0.86·2/η and sharpens back by step ~95; the ResNet sharpens from 0.67·2/η to it by step
-# ~130 (both on 200 digits, to keep their runs short); the sorting Transformer with MSE never sharpens
-# (its sharpness falls as it learns), with cross-entropy it sharpens from 0.5·2/η to it by step ~35;
-# mf and midpoint can be asked for)
-_ARCH = {"activation": "gelu", "steps": 300, "flows": ("gd", "gf", "cf")}
-MODEL_DEFAULTS = {"cnn": {}, "resnet": {**_ARCH, "n": 200, "lr": 0.5}, "vit": {**_ARCH, "n": 200, "lr": 0.1},
-                  "transformer": {**_ARCH, "data": "sort", "n": 500, "classes": 6, "loss": "ce", "lr": 0.2}}
-
-
-def build_problem(cfg: CompareConfig):
-    """The :class:`~numeric.problem.Problem` of ``cfg``: data, model, loss, initial parameters."""
-    import jax
-
-    from .data import load_dataset
-    from .models import make_loss, make_model
-    from .problem import from_jax
-
-    if cfg.problem is not None:
-        from .problems import get_problem
-        return get_problem(cfg.problem, lr=cfg.lr)
-    kwargs = {"n": cfg.n, "classes": cfg.classes}
-    if cfg.data == "cifar10":
-        kwargs["data_dir"] = cfg.data_dir
-    elif cfg.data == "synthetic":
-        kwargs["seed"] = cfg.seed
-    ds = load_dataset(cfg.data, **kwargs)
-    model_kw = {"activation": cfg.activation}
-    if cfg.model == "mlp":
-        model_kw["widths"] = tuple(cfg.widths)
-    model = make_model(cfg.model, ds.dim, ds.Y.shape[1], **model_kw)
-    dtype = jax.numpy.float64 if cfg.float64 else jax.numpy.float32
-    params = model.init(jax.random.PRNGKey(cfg.seed), dtype)
-    X, Y = jax.numpy.asarray(ds.X, dtype), jax.numpy.asarray(ds.Y, dtype)
-    return from_jax(make_loss(model, X, Y, cfg.loss), params, name=cfg.name, dense_limit=0,
-                    hvp_columns=model.hvp_columns,
-                    description=f"{ds.description}; {model.description}; {cfg.loss}")
-
-
-def settings_for(cfg: CompareConfig):
-    """Numerical settings: float32 gets tolerances above its rounding floor."""
-    from .processes import Settings
-
-    single = not cfg.float64
-    return Settings(eta=cfg.lr, rtol=cfg.rtol or (1e-5 if single else 1e-8),
-                    atol=cfg.atol or (1e-7 if single else 1e-10), mf_order=cfg.mf_order,
-                    cf_substeps=cfg.cf_substeps, k_max=cfg.k_max, eig_tol=cfg.eig_tol or (1e-5 if single else 1e-7),
-                    eig_every=cfg.eig_every, sdcp_tol=1e-6 if single else 1e-9, cf_drift=cfg.cf_drift)
+__all__ = ["CompareConfig", "DEFAULT", "build_problem", "compare", "config_from", "eos_summary", "experiment",
+           "print_table"]
 
 
 def eos_summary(series: dict, eta: float, window: int = metrics.DEFAULT_WINDOW, discrete: str = "gd") -> dict:
@@ -225,7 +103,9 @@ def _progress_bar(total: int, enabled: bool):
 
 def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = None, *, overwrite: bool = False,
             progress: bool = True, figures: bool = True, echo=print, resume: bool = False,
-            should_stop=None, extra_options: dict | None = None, **options) -> dict:
+            should_stop=None, extra_options: dict | None = None, write: bool = True, checks: bool = True,
+            keep_w: bool | None = False, stop_if_diverged: bool = True, command: str = "compare",
+            **options) -> dict:
     """Run an experiment, write results, summary and figures into ``out``; return the summary.
 
     Your own model::
@@ -237,10 +117,10 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
     :mod:`numeric.recorder`); ``summary.json`` is written before anything is printed.
 
     Args:
-        what: a :class:`CompareConfig` (the built-in data and models, or a registered toy problem)
-            or a :class:`~numeric.problem.Problem` of your own (``from_jax``, ``from_sympy``); for a
-            problem ``lr`` is required, its precision is JAX's (``jax_enable_x64``), and the
-            data and model options do not apply.
+        what: a :class:`CompareConfig` (the built-in data and models, a registered toy problem or a
+            loss typed as text) or a :class:`~numeric.problem.Problem` of your own (``from_jax``,
+            ``from_sympy``); for a problem ``lr`` is required, its precision is JAX's
+            (``jax_enable_x64``), and the data and model options do not apply.
         out: a new output directory (default ``gdflows-runs/compare-<name>-<time>``).
         options: :class:`CompareConfig` fields replacing those of ``what`` (``lr``, ``steps``,
             ``flows``, ``optimizer``, ``beta2``, ``k_max``, …).
@@ -250,6 +130,13 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
             it returns true the run stops there, writes its summary (status "interrupted") and
             raises :class:`numeric.recorder.Interrupted`.
         extra_options: stored with ``cfg`` in ``run.json`` (e.g. the CLI's ``device``).
+        write: False: no files at all (``out`` must be None; ``gdflows run`` without ``--out``).
+        checks: print the edge-of-stability checks (they are in the summary either way).
+        keep_w: keep every process's trajectory ``w`` (None: small problems only; the summary then
+            has ``final_params``).
+        stop_if_diverged: skip the remaining processes once the discrete process diverges
+            (``gdflows run`` lets them finish).
+        command: the command recorded in ``run.json`` (``--resume`` refuses another's directory).
 
     Raises:
         DeriveInputError: bad configuration or output directory (before any computation), or GD
@@ -259,8 +146,8 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
     """
     from derive.errors import DeriveInputError
 
-    from .driver import check_flows, run, summarize
-    from .recorder import Recorder, open_run_directory
+    from .budget import check_compare, check_run
+    from .driver import KEEP_W_LIMIT, check_flows, run
     from .results import to_jsonable, write_summary
 
     cfg, problem = experiment(what, options)
@@ -269,121 +156,86 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
     check_flows(cfg.flows, optimizer)
     if resume and out is None:
         raise DeriveInputError("--resume: name the run directory to resume")
-    if problem is not None:
-        from .budget import check_run
-        check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, False, out)
-    out = Path(out) if out is not None else default_out_dir(cfg, problem)
+    if not write and (out is not None or resume):
+        raise DeriveInputError("out: write=False writes nothing; leave out and resume unset")
     own = problem is not None
-    problem = problem or build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
+    if own:
+        check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, bool(keep_w), out if write else None)
+    else:
+        check_compare(cfg, out if write else None)
+        problem = build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
+    if keep_w is None:
+        keep_w = problem.n <= KEEP_W_LIMIT
+    if cfg.problem or cfg.expression:      # a toy problem keeps its trajectories: check their memory too
+        check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, keep_w, out if write else None)
     record = config_record(cfg, problem if own else None)
-    options = {**record, **(extra_options or {})}
-    directory = open_run_directory(out, command="compare", options=options, overwrite=overwrite, resume=resume)
-    out = directory.path
     settings = settings_for(cfg)
-    echo(f"gdflows compare: {problem.description or problem.name}")
+    directory = None
+    if write:
+        out = Path(out) if out is not None else default_out_dir(cfg, problem if own else None)
+        directory = _open(out, command, {**record, **(extra_options or {})}, overwrite, resume, cfg, problem,
+                          optimizer, settings)
+        out = directory.path
+    echo(f"gdflows {command}: {problem.description or problem.name}")
     opt_text = "" if optimizer is None else (f", {optimizer.name} (β₂ = {optimizer.beta2:g}, ε = {optimizer.eps:g}"
                                              f"{', bias correction' if optimizer.bias_correction else ''})")
     echo(f"  n_params = {problem.n}, lr = {cfg.lr} (2/η = {2 / cfg.lr:.4g}){opt_text}, steps = {cfg.steps}, "
-         f"flows = {','.join(cfg.flows)}, {'float64' if cfg.float64 else 'float32'}, output {out}"
-         + (" (resumed)" if resume else ""))
+         f"flows = {','.join(cfg.flows)}, {'float64' if cfg.float64 else 'float32'}"
+         + (f", output {out}" if write else "") + (" (resumed)" if resume else ""))
     disc = "gd" if optimizer is None else optimizer.name
-    attrs = {"problem": problem.name, "lr": cfg.lr, "steps": cfg.steps, "n_params": problem.n, "discrete": disc,
-             "config": to_jsonable(record), "settings": to_jsonable(dataclasses.asdict(settings)),
-             "description": problem.description}
-    recorder = Recorder(directory, cfg.steps + 1, attrs, resume=resume)
+    recorder = None
+    if write:
+        from .recorder import Recorder
+        attrs = {"problem": problem.name, "lr": cfg.lr, "steps": cfg.steps, "n_params": problem.n, "discrete": disc,
+                 "param_names": list(problem.param_names or []), "config": to_jsonable(record),
+                 "settings": to_jsonable(dataclasses.asdict(settings)), "description": problem.description}
+        recorder = Recorder(directory, cfg.steps + 1, attrs, resume=resume)
     bar, update = _progress_bar(cfg.steps * len(cfg.flows), progress)
     try:
         result = run(problem, cfg.lr, cfg.steps, list(cfg.flows), settings=settings, chunk=cfg.chunk,
-                     progress=update, sink=recorder, keep_w=False, stop_if_gd_diverges=True,
+                     progress=update, sink=recorder, keep_w=keep_w, stop_if_gd_diverges=stop_if_diverged,
                      should_stop=should_stop, optimizer=optimizer)
-        summary = summarize(result)
-        summary["config"] = record
-        summary["eos"] = eos_summary(result.series, cfg.lr, discrete=disc)
-        if "cf" in summary and "loss" in result.series.get("cf", {}):
-            summary["cf"]["predicted_loss_rel_err"] = summary["eos"].get("cf_predicted_loss_rel_err")
-            summary["cf"]["sharpness_max_rel_dev"] = summary["eos"].get("cf_sharpness_max_rel_dev")
-            if "cf_predicted_nu_rel_err" in summary["eos"]:
-                summary["cf"]["predicted_nu_rel_err"] = summary["eos"]["cf_predicted_nu_rel_err"]
-        checks = metrics.acceptance(summary) if not result.interrupted else []
-        summary["acceptance"] = [c._asdict() for c in checks]
-        write_summary(out / "summary.json", summary)
+        summary = _summary(result, cfg, record, disc)
+        found = metrics.acceptance(summary) if not result.interrupted else []
+        summary["acceptance"] = [c._asdict() for c in found]
+        if write:
+            write_summary(out / "summary.json", summary)
     except BaseException as err:
-        recorder.abort(err)   # a second signal, or an error: the run can be resumed
+        if recorder is not None:
+            recorder.abort(err)   # a second signal, or an error: the run can be resumed
         raise
     finally:
         bar.close()
-    recorder.close(summary["status"])
-    return _report(cfg, out, result, summary, checks, figures, echo, getattr(should_stop, "signum", None))
+    if recorder is not None:
+        recorder.close(summary["status"])
+    return _report(cfg, out if write else None, result, summary, found if checks else [], figures and write, echo,
+                   getattr(should_stop, "signum", None))
 
 
-# the fields that describe a built-in network problem; a problem of your own brings its own
-NETWORK_FIELDS = ("problem", "data", "n", "classes", "data_dir", "model", "widths", "activation", "loss", "seed")
+def _open(out, command, options, overwrite, resume, cfg, problem, optimizer, settings):
+    """The run directory: created (or reopened to resume) only after every check has passed."""
+    from .processes import make_process
+    from .recorder import open_run_directory
+
+    for name in cfg.flows:   # formulas that cannot be built for this loss fail here, before files exist
+        make_process(name, problem, process_settings(cfg), optimizer)
+    return open_run_directory(out, command=command, options=options, overwrite=overwrite, resume=resume)
 
 
-def experiment(what, options: dict) -> tuple[CompareConfig, "Problem | None"]:
-    """``(cfg, problem)`` of :func:`compare`: a configuration with ``options`` applied, and the
-    user's problem (None for the built-in ones, which :func:`build_problem` makes)."""
-    import jax
+def _summary(result, cfg, record, disc) -> dict:
+    """The driver's per-process summary with the configuration, the edge-of-stability metrics and
+    the central flow's predictions against the discrete process."""
+    from .driver import summarize
 
-    from derive.errors import DeriveInputError
-
-    from .problem import Problem
-
-    fields = {f.name for f in dataclasses.fields(CompareConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise DeriveInputError(f"{unknown[0]}: not an option of compare; expected some of {sorted(fields)}")
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    if isinstance(what, CompareConfig):
-        return dataclasses.replace(what, **options), None
-    if not isinstance(what, Problem):
-        raise DeriveInputError(f"problem: expected a numeric.Problem (from_jax, from_sympy) or a CompareConfig, "
-                               f"got {type(what).__name__}")
-    given = sorted(set(options) & set(NETWORK_FIELDS))
-    if given:
-        raise DeriveInputError(f"{given[0]}: a problem of your own brings its own model and data; "
-                               f"{', '.join(NETWORK_FIELDS)} do not apply")
-    if "lr" not in options:
-        raise DeriveInputError("lr: give the learning rate of your problem, e.g. compare(problem, lr=0.1)")
-    x64 = bool(jax.config.jax_enable_x64)
-    if options.get("float64", x64) != x64:
-        raise DeriveInputError(f"float64: your problem runs in JAX's precision, which is "
-                               f"{'float64' if x64 else 'float32'} (set jax_enable_x64 before building it)")
-    cfg = dataclasses.replace(DEFAULT, **{**options, "float64": x64})
-    if cfg.optimizer != "gd" and "flows" not in options:
-        cfg = dataclasses.replace(cfg, flows=(cfg.optimizer, "sf", "cf"))
-    return cfg, what
-
-
-def config_record(cfg: CompareConfig, problem=None) -> dict:
-    """The configuration as stored in ``run.json``, the results file and ``summary.json``: every
-    field for a built-in problem; for a problem of your own its name and size instead of the
-    network fields, which do not apply."""
-    record = dataclasses.asdict(cfg)
-    if problem is None:
-        return record
-    record = {k: v for k, v in record.items() if k not in NETWORK_FIELDS}
-    return {"problem": problem.name, "source": "python", "n_params": problem.n, **record}
-
-
-def check_config(cfg: CompareConfig) -> None:
-    """One-line errors naming the argument for numbers that cannot run."""
-    from derive.errors import DeriveInputError
-
-    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise DeriveInputError(f"--lr: must be a finite number > 0, got {cfg.lr}")
-    if not (isinstance(cfg.steps, int) and cfg.steps > 0):
-        raise DeriveInputError(f"--steps: must be a positive integer, got {cfg.steps!r}")
-    if cfg.cf_drift not in ("loss", "modified"):
-        raise DeriveInputError(f"--cf-drift: expected loss or modified, got {cfg.cf_drift!r}")
-    if cfg.cf_drift != "loss" and cfg.optimizer != "gd":
-        raise DeriveInputError("--cf-drift: the modified-loss drift is GD's; RMSProp's central flow has none yet")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise DeriveInputError(f"--optimizer: unknown {cfg.optimizer!r}; expected one of {list(OPTIMIZERS)}")
-    if not (math.isfinite(cfg.beta2) and 0 < cfg.beta2 < 1):
-        raise DeriveInputError(f"--beta2: must be in (0, 1), got {cfg.beta2}")
-    if not (math.isfinite(cfg.eps) and cfg.eps >= 0):
-        raise DeriveInputError(f"--eps: must be a finite number ≥ 0, got {cfg.eps}")
+    summary = summarize(result)
+    summary["config"] = record
+    summary["eos"] = eos_summary(result.series, cfg.lr, discrete=disc)
+    if "cf" in summary and "loss" in result.series.get("cf", {}):
+        summary["cf"]["predicted_loss_rel_err"] = summary["eos"].get("cf_predicted_loss_rel_err")
+        summary["cf"]["sharpness_max_rel_dev"] = summary["eos"].get("cf_sharpness_max_rel_dev")
+        if "cf_predicted_nu_rel_err" in summary["eos"]:
+            summary["cf"]["predicted_nu_rel_err"] = summary["eos"]["cf_predicted_nu_rel_err"]
+    return summary
 
 
 def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
@@ -409,16 +261,20 @@ def _report(cfg, out, result, summary, checks, figures, echo, signum) -> dict:
         echo("edge-of-stability checks (the acceptance criteria of the default run):")
         for c in checks:
             echo(c.line())
-    echo(f"wrote {out}/results.h5, summary.json" + "".join(f", {p.name}" for p in written))
+    if out is not None:
+        echo(f"wrote {out}/results.h5, summary.json" + "".join(f", {p.name}" for p in written))
+    kept = f"; results so far kept in {out}" if out is not None else ""
     if result.interrupted:
-        raise Interrupted(signum or 2, f"interrupted: stopped after the chunk in progress; results so far kept "
-                                         f"in {out}; continue with --resume {out}")
+        again = f"; continue with --resume {out}" if out is not None else ""
+        raise Interrupted(signum or 2, f"interrupted: stopped after the chunk in progress{kept}{again}")
     disc = summary.get("discrete", "gd")
     gd_status = summary.get(disc, {}).get("status", "ok")
     if gd_status != "ok":
         what = "gradient descent" if disc == "gd" else disc
-        raise DeriveInputError(f"--lr: {what} {gd_status} at lr = {cfg.lr}; try a smaller --lr "
-                               f"(results so far kept in {out})")
+        others = [p for p in summary["processes"] if p != disc]
+        ran_on = f"; the other processes ran on, their distances to {disc} NaN from there" if others and not all(
+            summary[p]["status"].startswith("skipped") for p in others) else ""
+        raise DeriveInputError(f"--lr: {what} {gd_status} at lr = {cfg.lr}; try a smaller --lr{ran_on}{kept}")
     return summary
 
 
@@ -427,53 +283,6 @@ def default_out_dir(cfg: CompareConfig, problem=None) -> Path:
     name = problem.name if problem is not None else (cfg.problem or cfg.data)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "problem"
     return Path("gdflows-runs") / f"compare-{safe}-{stamp}"
-
-
-def for_optimizer(cfg: CompareConfig, explicit=()) -> CompareConfig:
-    """``cfg`` with the optimizer's defaults (lr, β₂, ε, bias correction, flows) for every field not in ``explicit``."""
-    if cfg.optimizer not in OPTIMIZER_DEFAULTS:
-        return cfg
-    changes = {k: v for k, v in OPTIMIZER_DEFAULTS[cfg.optimizer].items() if k not in explicit}
-    if cfg.optimizer != "gd" and "flows" not in explicit:
-        changes["flows"] = (cfg.optimizer, "sf", "cf")
-    return dataclasses.replace(cfg, **changes)
-
-
-def config_from(options: dict, explicit=()) -> CompareConfig:
-    """The configuration of one run from option values (CLI destinations or field names; others are
-    ignored): the optimizer's and the toy problem's defaults fill every field not in ``explicit``.
-    ``compare``, ``sweep`` and ``merge`` resolve their runs here."""
-    options = {OPTION_FIELDS.get(k, k): v for k, v in options.items()}
-    explicit = {OPTION_FIELDS.get(k, k) for k in explicit}
-    fields = {f.name for f in dataclasses.fields(CompareConfig)}
-    cfg = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()
-                           if k in fields and v is not None})
-    return for_problem(for_optimizer(for_model(cfg, explicit), explicit), options.get("lr") if "lr" in explicit else None,
-                       options.get("steps") if "steps" in explicit else None)
-
-
-def for_model(cfg: CompareConfig, explicit=()) -> CompareConfig:
-    """``cfg`` with the model's defaults (data, activation, learning rate, steps: :data:`MODEL_DEFAULTS`)
-    for every field not in ``explicit``."""
-    changes = {k: v for k, v in MODEL_DEFAULTS.get(cfg.model, {}).items() if k not in explicit}
-    return dataclasses.replace(cfg, **changes)
-
-
-# CLI destinations that are CompareConfig fields under another name
-OPTION_FIELDS = {"loss_fn": "loss"}
-
-
-def for_problem(cfg: CompareConfig, lr: float | None, steps: int | None) -> CompareConfig:
-    """``cfg`` with the learning rate and steps resolved: given values, else the problem's or the defaults."""
-    if cfg.problem is not None:
-        from .problems import REGISTRY
-        if cfg.problem not in REGISTRY:
-            from derive.errors import DeriveInputError
-            raise DeriveInputError(f"--problem: unknown {cfg.problem!r}; expected one of {sorted(REGISTRY)}")
-        spec = REGISTRY[cfg.problem]
-        return dataclasses.replace(cfg, lr=lr or spec.default_lr, steps=steps or spec.default_steps, float64=True)
-    own = OPTIMIZER_DEFAULTS.get(cfg.optimizer, {})
-    return dataclasses.replace(cfg, lr=lr or own.get("lr", cfg.lr), steps=steps or own.get("steps", cfg.steps))
 
 
 def print_table(summary: dict, echo=print) -> None:
@@ -491,11 +300,22 @@ def print_table(summary: dict, echo=print) -> None:
             echo(f"{name:12s} {'':>11s} {'':>10s} {'':>7s} {'':>16s} {'':>20s} " + (f"{'':>10s} " if adaptive else "")
                  + f"{e['wall_seconds']:7.1f}  {e['status']}")
             continue
-        s, r = e["final_sharpness"], e.get("final_effective_sharpness")
-        s_txt, r_txt = ("n/a", "") if s is None else (f"{s:10.4g}", f"{r / 2:7.4g}")
-        nu = f"{e['final_nu']:10.4g} " if adaptive and e.get("final_nu") is not None else (f"{'':>10s} " if adaptive else "")
-        echo(f"{name:12s} {e['final_loss']:11.5g} {s_txt:>10s} {r_txt:>7s} {e.get('final_distance_to_discrete', 0):16.4g} "
-             f"{e.get('max_distance_to_discrete', 0):20.4g} {nu}{e['wall_seconds']:7.1f}  {e['status']}")
+        r = e.get("final_effective_sharpness")
+        nu = (_fmt(e.get("final_nu"), "10.4g") + " ") if adaptive else ""
+        echo(f"{name:12s} {_fmt(e['final_loss'], '11.5g')} {_fmt(e['final_sharpness'], '10.4g')} "
+             f"{_fmt(None if r is None else r / 2, '7.4g')} {_fmt(e.get('final_distance_to_discrete', 0), '16.4g')} "
+             f"{_fmt(e.get('max_distance_to_discrete', 0), '20.4g')} {nu}{e['wall_seconds']:7.1f}  {e['status']}")
+        for note in e.get("notes", []):
+            echo(f"{'':9s} warning: {note}")
     cf = summary.get("cf", {})
     if "final_predicted_loss" in cf:
-        echo(f"central flow: predicted loss {cf['final_predicted_loss']:.5g}, tr Σ = {cf['final_sigma_trace']:.4g}")
+        echo(f"central flow: predicted loss {_fmt(cf['final_predicted_loss'], '.5g')}, "
+             f"tr Σ = {_fmt(cf['final_sigma_trace'], '.4g')}")
+
+
+def _fmt(value, spec: str) -> str:
+    """``value`` in ``spec``, or "n/a" (None or NaN: e.g. no eigenvalue was ever computed)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        width = "".join(c for c in spec.split(".")[0] if c.isdigit())
+        return f"{'n/a':>{width or 0}s}"
+    return format(value, spec)

@@ -81,7 +81,8 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
         steps: number of GD steps (> 0); every process advances the same τ.
         flows: names among ``gd, gf, mf, cf, midpoint`` (GD), or the optimizer's (``rmsprop, sf, cf, midpoint``);
             default: all of them.
-        settings: numerical settings (defaults from :class:`Settings`); their ``eta`` is replaced by ``eta``.
+        settings: numerical settings (defaults from :class:`Settings`); their ``eta`` is left unset
+            (or equal to ``eta``): the learning rate is this function's argument, passed once.
         chunk: steps per jitted scan between host checks.
         loss_bound: a process whose loss exceeds this is stopped as diverged
             (default: 1e6 × (|L(w₀)| + 1)).
@@ -107,8 +108,11 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
     if not (isinstance(steps, (int, np.integer)) and steps > 0):
         raise DeriveInputError(f"steps: must be a positive integer, got {steps!r}")
     flows = check_flows(process_names(optimizer) if flows is None else flows, optimizer)
-    # η is the argument: settings carry only the numerics (an η inside them is replaced, never silently used)
-    s = dataclasses.replace(settings, eta=float(eta)) if settings is not None else Settings(eta=float(eta))
+    # η is the argument: settings carry only the numerics; a different η inside them is an error, not ignored
+    if settings is not None and settings.eta is not None and settings.eta != eta:
+        raise DeriveInputError(f"settings: eta = {settings.eta} differs from the learning rate {eta!r} passed to "
+                               "run; pass it once, as run's argument")
+    s = dataclasses.replace(settings or Settings(), eta=float(eta))
     disc = discrete_name(optimizer)
     steps = int(steps)
     w0 = jnp.asarray(problem.init, dtype=jnp.result_type(float))

@@ -74,7 +74,8 @@ def predicted_loss_rel_err(predicted, gd_loss, start: int | None, window: int = 
         return None
     avg = sliding_mean(gd_loss, window)
     pred = np.asarray(predicted, dtype=np.float64)
-    rel = np.abs(pred - avg) / np.abs(avg)
+    with np.errstate(divide="ignore", invalid="ignore"):   # a loss that reaches 0: those steps are left out
+        rel = np.abs(pred - avg) / np.abs(avg)
     rel = rel[start:]
     rel = rel[np.isfinite(rel)]
     return float(rel.mean()) if rel.size else None

@@ -35,7 +35,8 @@ class Settings:
     """Numerical settings shared by the processes (all documented in the CLI help).
 
     Attributes:
-        eta: learning rate η.
+        eta: learning rate η: :func:`numeric.driver.run` sets it from its one learning-rate argument
+            (settings made for a run leave it out); processes built directly need it.
         rtol, atol: diffrax error control for gradient and modified flows (per unit of τ).
         mf_order: order of the modified flow (1 = gradient flow on L + (η/4)‖∇L‖²).
         cf_substeps: explicit Euler substeps per unit τ of the central flow.
@@ -52,7 +53,7 @@ class Settings:
             residual r gives eigenvalues to about r²·S/gap); the central flow uses ``eig_tol``.
     """
 
-    eta: float
+    eta: float | None = None
     rtol: float = 1e-8
     atol: float = 1e-10
     mf_order: int = 1
@@ -378,6 +379,9 @@ def make_process(name: str, problem: Problem, s: Settings, optimizer=None) -> Pr
     names = process_names(optimizer)
     if name not in names:
         raise DeriveInputError(f"flows: unknown process {name!r}; expected some of {list(names)}")
+    if s.eta is None:
+        raise DeriveInputError("settings: eta is unset; numeric.run sets it from its learning rate, "
+                               "a process built directly needs Settings(eta=…)")
     if optimizer is None:
         return _BUILDERS[name](problem, s)
     from . import adaptive

@@ -61,7 +61,7 @@ class Grid:
         return out
 
     def config(self, point: dict):
-        from .compare import config_from
+        from .config import config_from
         return config_from({**self.base, **point}, set(self.explicit) | set(point))
 
     def spec(self) -> dict:
@@ -111,7 +111,7 @@ def sweep(grid: Grid, out, *, shard: tuple[int, int] | None = None, overwrite: b
     from derive.errors import DeriveInputError
 
     from .budget import check_compare
-    from .compare import check_config
+    from .config import check_config
     from .driver import check_flows
     from .recorder import Interrupted, open_run_directory
 
@@ -185,12 +185,12 @@ def sweep(grid: Grid, out, *, shard: tuple[int, int] | None = None, overwrite: b
 
 def _prepare_derivations(cfg) -> None:
     """Build the processes' symbolic formulas once in this thread (SymPy's caches are not thread-safe)."""
-    from .compare import build_problem, settings_for
+    from .config import build_problem, process_settings
     from .processes import make_process
 
-    problem = build_problem(cfg)
+    problem, settings = build_problem(cfg), process_settings(cfg)
     for name in cfg.flows:
-        make_process(name, problem, settings_for(cfg), cfg.optimizer_settings())
+        make_process(name, problem, settings, cfg.optimizer_settings())
 
 
 def _run_one(run_id: str, cfg, path: Path, stop, device) -> str:

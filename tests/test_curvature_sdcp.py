@@ -225,7 +225,7 @@ def test_lobpcg_tiny_n_and_past_the_floor(x64):
     H = sym_with_gap(rng, 300, [10.0, 8.0])
     vals, _, info = lobpcg_top_eigs(lambda V: jnp.asarray(H) @ V, jnp.asarray(rng.normal(size=(300, 2))),
                                     tol=0.0, max_iters=80)
-    assert int(info.iterations) == 80 and float(info.residuals.max()) < 1e-12
+    assert int(info.iterations) == 80 and float(info.residuals.max()) < 1e-10   # at the floor (~1e-12), not blown up
     np.testing.assert_allclose(np.asarray(vals), [10.0, 8.0], rtol=1e-13)
 
 

@@ -25,10 +25,14 @@ def test_quadratic_closed_forms(x64):
 
 
 def test_the_learning_rate_argument_is_the_one_used(x64):
-    """η is passed once: an η left inside the settings is replaced by run's argument, never used."""
+    """η is passed once, as run's argument: settings without η get it; a different η in them is refused."""
+    from derive.errors import DeriveInputError
+
     p = get_problem("quadratic1d")
-    r = run(p, 0.25, 8, ["gd"], settings=Settings(eta=0.9))
-    assert r.settings.eta == 0.25
+    with pytest.raises(DeriveInputError, match="^settings: eta = 0.9 differs from the learning rate 0.25"):
+        run(p, 0.25, 8, ["gd"], settings=Settings(eta=0.9))
+    r = run(p, 0.25, 8, ["gd"], settings=Settings(rtol=1e-9))
+    assert r.settings.eta == 0.25 and r.settings.rtol == 1e-9
     np.testing.assert_allclose(r.series["gd"]["w"][:, 0], 0.75 ** np.arange(9) * p.init[0], rtol=1e-13)
 
 

@@ -253,4 +253,5 @@ def test_disk_full_mid_run_keeps_what_was_written(tmp_path):
     res = read_results(out / "results.h5")
     assert res.attrs["status"] == "failed"
     written = res.process_attrs["gd"]["n_written"]
-    assert written >= 100 and np.isfinite(res["gd"]["loss"][:written]).all()   # chunks before the failure
+    from numeric.compare import DEFAULT
+    assert written >= 2 * DEFAULT.chunk and np.isfinite(res["gd"]["loss"][:written]).all()   # chunks before the failure
