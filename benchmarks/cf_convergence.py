@@ -7,7 +7,12 @@ over the run relative to ‖w_GD − w_GF‖ at the end of the run (the scale th
 meant to resolve), the fitted order of accuracy, and the cost per unit of τ in bare-gradient
 steps. ``tests/test_cf_convergence.py`` asserts the same on a shorter run.
 
+With ``--optimizer rmsprop`` or ``rmsprop-diag`` the same study runs on that optimizer's default
+run (:data:`numeric.config.OPTIMIZER_DEFAULTS`), its central flow against its stable flow: the scale
+is then ‖w_opt − w_SF‖.
+
 Usage: python benchmarks/cf_convergence.py [--steps 400] [--substeps 1,2,4,8] [--reference 64]
+       [--optimizer gd|rmsprop|rmsprop-diag]
 """
 from __future__ import annotations
 
@@ -20,22 +25,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def study(steps: int = 400, substeps=(1, 2, 4, 8), reference: int = 64, cfg=None) -> dict:
-    """``{"scale": ‖w_GD − w_GF‖ at the end, "rows": [{substeps, max_rel, final_rel, seconds_per_unit}],
+def study(steps: int = 400, substeps=(1, 2, 4, 8), reference: int = 64, cfg=None, optimizer: str = "gd") -> dict:
+    """``{"scale": ‖w_disc − w_stable‖ at the end, "rows": [{substeps, max_rel, final_rel, seconds_per_unit}],
     "order": fitted slope of log max_rel against log substeps, "reference": reference}``."""
     import numpy as np
 
     from numeric import driver
-    from numeric.compare import DEFAULT, build_problem, settings_for
+    from numeric.config import DEFAULT, build_problem, for_optimizer, settings_for
 
-    cfg = dataclasses.replace(cfg or DEFAULT, steps=steps)
+    cfg = for_optimizer(dataclasses.replace(cfg or DEFAULT, optimizer=optimizer))
+    cfg = dataclasses.replace(cfg, steps=steps)
+    opt = cfg.optimizer_settings()
+    disc, stable = ("gd", "gf") if opt is None else (opt.name, "sf")
     problem = build_problem(cfg)
-    base = driver.run(problem, cfg.lr, steps, ["gd", "gf"], settings=settings_for(cfg), keep_w=True, chunk=cfg.chunk)
-    scale = float(np.linalg.norm(base.series["gd"]["w"][-1] - base.series["gf"]["w"][-1]))
+    base = driver.run(problem, cfg.lr, steps, [disc, stable], settings=settings_for(cfg), keep_w=True,
+                      chunk=cfg.chunk, optimizer=opt)
+    scale = float(np.linalg.norm(base.series[disc]["w"][-1] - base.series[stable]["w"][-1]))
     paths, seconds = {}, {}
     for m in sorted(set(substeps) | {reference}):
         s = settings_for(dataclasses.replace(cfg, cf_substeps=m))
-        r = driver.run(problem, cfg.lr, steps, ["cf"], settings=s, keep_w=True, chunk=cfg.chunk)
+        r = driver.run(problem, cfg.lr, steps, ["cf"], settings=s, keep_w=True, chunk=cfg.chunk, optimizer=opt)
         if r.status["cf"] != "ok":
             raise RuntimeError(f"cf with {m} substeps: {r.status['cf']}")
         paths[m] = r.series["cf"]["w"]
@@ -57,13 +66,16 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--substeps", default="1,2,4,8")
     parser.add_argument("--reference", type=int, default=64)
+    parser.add_argument("--optimizer", default="gd", choices=("gd", "rmsprop", "rmsprop-diag"))
     args = parser.parse_args(argv)
     from numeric.compile_cache import enable
     enable()
     t0 = time.perf_counter()
-    out = study(args.steps, tuple(int(x) for x in args.substeps.split(",")), args.reference)
-    print(f"default digits problem, {args.steps} steps; reference: {out['reference']} Euler substeps per unit τ; "
-          f"scale ‖w_GD − w_GF‖ at the end = {out['scale']:.4g}")
+    out = study(args.steps, tuple(int(x) for x in args.substeps.split(",")), args.reference,
+                optimizer=args.optimizer)
+    pair = "‖w_GD − w_GF‖" if args.optimizer == "gd" else f"‖w_{args.optimizer} − w_SF‖"
+    print(f"default digits problem ({args.optimizer}), {args.steps} steps; reference: {out['reference']} Euler "
+          f"substeps per unit τ; scale {pair} at the end = {out['scale']:.4g}")
     print(f"{'substeps':>8s} {'max ‖w − w_ref‖/scale':>22s} {'final':>10s} {'ms per unit τ':>14s}")
     for r in out["rows"]:
         print(f"{r['substeps']:8d} {r['max_rel']:22.3e} {r['final_rel']:10.3e} {r['seconds_per_unit'] * 1e3:14.2f}")

@@ -158,23 +158,21 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
         raise DeriveInputError("--resume: name the run directory to resume")
     if not write and (out is not None or resume):
         raise DeriveInputError("out: write=False writes nothing; leave out and resume unset")
-    own = problem is not None
-    if own:
-        check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, bool(keep_w), out if write else None)
-    else:
-        check_compare(cfg, out if write else None)
-        problem = build_problem(cfg)          # bad data/model arguments fail here, before the directory exists
-    if keep_w is None:
-        keep_w = problem.n <= KEEP_W_LIMIT
-    if cfg.problem or cfg.expression:      # a toy problem keeps its trajectories: check their memory too
-        check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, keep_w, out if write else None)
+    own, small, target = problem is not None, bool(cfg.problem or cfg.expression), out if write else None
+    if not own:
+        if not small:
+            check_compare(cfg, target)    # a network: memory and disk from its shapes, before building it
+        problem = build_problem(cfg)      # bad data/model arguments fail here, before the directory exists
+    keep_w = problem.n <= KEEP_W_LIMIT if keep_w is None else bool(keep_w)
+    if own or small:
+        check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, keep_w, target)
     record = config_record(cfg, problem if own else None)
     settings = settings_for(cfg)
     directory = None
     if write:
         out = Path(out) if out is not None else default_out_dir(cfg, problem if own else None)
         directory = _open(out, command, {**record, **(extra_options or {})}, overwrite, resume, cfg, problem,
-                          optimizer, settings)
+                          optimizer)
         out = directory.path
     echo(f"gdflows {command}: {problem.description or problem.name}")
     opt_text = "" if optimizer is None else (f", {optimizer.name} (β₂ = {optimizer.beta2:g}, ε = {optimizer.eps:g}"
@@ -212,7 +210,7 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
                    getattr(should_stop, "signum", None))
 
 
-def _open(out, command, options, overwrite, resume, cfg, problem, optimizer, settings):
+def _open(out, command, options, overwrite, resume, cfg, problem, optimizer):
     """The run directory: created (or reopened to resume) only after every check has passed."""
     from .processes import make_process
     from .recorder import open_run_directory

@@ -92,7 +92,8 @@ class CompareConfig:
 DEFAULT = CompareConfig()
 OPTIMIZERS = ("gd", "rmsprop", "rmsprop-diag")
 # per optimizer: the default run's settings where they differ from GD's (see README, "Adaptive optimizers")
-# (RMSProp's central flows keep the paper's 4 substeps: their convergence is not measured yet)
+# (RMSProp's central flows keep the paper's 4 substeps: measured within 0.094% (scalar) and 0.53%
+# (diagonal) of ‖w_opt − w_SF‖ of a 64-substep flow over their default runs; benchmarks/cf_convergence.py)
 OPTIMIZER_DEFAULTS = {"gd": {}, "rmsprop": {"lr": 0.03, "beta2": 0.9, "bias_correction": True, "cf_substeps": 4},
                       "rmsprop-diag": {"lr": 0.002, "beta2": 0.99, "eps": 1e-8, "bias_correction": True,
                                        "warm_start": 5, "k_max": 5, "steps": 300, "eig_tol": 1e-4, "cf_substeps": 4}}

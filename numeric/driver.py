@@ -139,9 +139,13 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
             elif stop_if_gd_diverges and result.status.get(disc, "ok") != "ok":
                 _not_run(result, name, f"skipped: {disc} diverged")
             else:
+                def traced(eta, name=name):   # the process with η a traced argument: one program for every η
+                    p = make_process(name, problem, dataclasses.replace(s, eta=eta), optimizer)
+                    return p, _logger(p, disc, with_ref=(disc in flows and name != disc), keep_w=keep_w or name == disc)
                 one = _Runner(proc, loggers[name], steps, chunk, bound, progress, sink, keep_w,
                               record=reference if name == disc else None,
-                              reference=reference if name != disc else None, should_stop=stop)
+                              reference=reference if name != disc else None, should_stop=stop,
+                              traced=traced, eta=s.eta)
                 result.series[name], result.status[name], result.notes[name] = one.run(w0, restored)
                 result.wall_seconds[name] = one.wall_seconds
                 result.compile_seconds[name], result.compiles[name] = one.compile_seconds, one.compiles
@@ -219,8 +223,10 @@ class _Runner:
     """One process: ahead-of-time compiled chunked scans, host checks, writes and checkpoints between
     chunks."""
 
-    def __init__(self, proc, log, steps, chunk, bound, progress, sink, keep_w, record, reference, should_stop):
+    def __init__(self, proc, log, steps, chunk, bound, progress, sink, keep_w, record, reference, should_stop,
+                 traced, eta):
         self.proc, self.log, self.steps, self.chunk, self.bound = proc, log, steps, chunk, bound
+        self.traced, self.eta = traced, eta
         self.progress, self.sink, self.keep_w = progress, sink, keep_w
         self.record, self.reference, self.should_stop = record, reference, should_stop
         self.compile_seconds, self.compiles, self._compiled = 0.0, 0, {}
@@ -229,14 +235,18 @@ class _Runner:
     def _scan(self, state, xs):
         key = xs.shape[0]
         if key not in self._compiled:
-            def body(st, w_gd):
-                st = self.proc.step(st)
-                return st, self.log(st, w_gd)
+            def chunk(st, x, eta):
+                proc, log = self.traced(eta)
+
+                def body(st, w_gd):
+                    st = proc.step(st)
+                    return st, log(st, w_gd)
+                return jax.lax.scan(body, st, x)
             t0 = time.perf_counter()
-            self._compiled[key] = jax.jit(lambda st, x: jax.lax.scan(body, st, x)).lower(state, xs).compile()
+            self._compiled[key] = jax.jit(chunk).lower(state, xs, self.eta).compile()
             self.compile_seconds += time.perf_counter() - t0
             self.compiles += 1
-        return self._compiled[key](state, xs)
+        return self._compiled[key](state, xs, self.eta)
 
     def _gd_rows(self, start, n, w0):
         if self.reference is None:
@@ -248,7 +258,8 @@ class _Runner:
         t0 = time.perf_counter()
         proc, steps = self.proc, self.steps
         state = proc.init(w0)
-        first = jax.tree_util.tree_map(np.asarray, jax.jit(self.log)(state, self._gd_rows(0, 1, w0)[0]))
+        first = jax.jit(lambda st, w, eta: self.traced(eta)[1](st, w))(state, self._gd_rows(0, 1, w0)[0], self.eta)
+        first = jax.tree_util.tree_map(np.asarray, first)
         self.compile_seconds += time.perf_counter() - t0   # (mostly compiling the init and log programs)
         series = {k: np.full((steps + 1,) + np.shape(v), np.nan) for k, v in first.items()
                   if k != "finite" and (k != "w" or self.keep_w)}
