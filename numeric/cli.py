@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(default: all symbols)")
     r.add_argument("--lr", type=_positive("--lr"), help="learning rate η (default: the problem's)")
     r.add_argument("--steps", type=_positive("--steps", int), help="number of GD steps (default: the problem's)")
-    r.add_argument("--flows", type=_csv("--flows"), help="comma-separated processes (default gd,gf,mf,cf,midpoint; with --optimizer "
-                                   "rmsprop: rmsprop,sf,cf)")
+    r.add_argument("--flows", type=_csv("--flows"), help="comma-separated processes (default gd,gf,mf,cf,midpoint; "
+                                                          "with --optimizer rmsprop: rmsprop,sf,cf)")
     r.add_argument("--mf-order", type=_positive("--mf-order", int, _max_mf_order), default=1,
                    help="modified-flow order (1 to 6)")
     r.add_argument("--cf-substeps", type=_positive("--cf-substeps", int, _limit("cf_substeps")), default=4,
@@ -297,28 +297,24 @@ def _cmd_derive(args) -> int:
     return 1 if failed else 0
 
 
-
-
 def _cmd_compare(args, given: dict, stop) -> int:
     import jax
 
-    from .config import OPTION_FIELDS as _CONFIG_NAMES   # CLI options that are config fields under another name
     from .compare import compare
     from .config import config_from, resumed_config
 
-    options = {_CONFIG_NAMES.get(k, k): v for k, v in vars(args).items()}
     if args.resume:   # the stored configuration, resolved when the run started
         if args.out or args.overwrite:
             raise UsageError("--resume: goes without --out and --overwrite (the run directory is the one named)")
         cfg, stored = resumed_config(args.resume, "compare", given)
-        options = {**options, **stored}
+        device = stored.get("device", args.device)
     else:
-        cfg = config_from(options, given)
-    _use_device(options["device"])
+        cfg, device = config_from(vars(args), given), args.device
+    _use_device(device)
     jax.config.update("jax_enable_x64", cfg.float64)   # toy problems: float64 (config_from)
     compare(cfg, args.resume or args.out, overwrite=args.overwrite, progress=not args.no_progress,
             figures=not args.no_figures, resume=bool(args.resume), should_stop=stop,
-            extra_options={"device": options["device"]})
+            extra_options={"device": device})
     return 0
 
 

@@ -147,7 +147,7 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
     from derive.errors import DeriveInputError
 
     from .budget import check_compare, check_run
-    from .driver import KEEP_W_LIMIT, check_flows, run
+    from .driver import check_flows, keeps_w, run
     from .results import to_jsonable, write_summary
 
     cfg, problem = experiment(what, options)
@@ -163,7 +163,7 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
         if not small:
             check_compare(cfg, target)    # a network: memory and disk from its shapes, before building it
         problem = build_problem(cfg)      # bad data/model arguments fail here, before the directory exists
-    keep_w = problem.n <= KEEP_W_LIMIT if keep_w is None else bool(keep_w)
+    keep_w = keeps_w(problem, keep_w)
     if own or small:
         check_run(problem.n, cfg.steps, len(cfg.flows), cfg.k_max, keep_w, target)
     record = config_record(cfg, problem if own else None)
@@ -171,8 +171,7 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
     directory = None
     if write:
         out = Path(out) if out is not None else default_out_dir(cfg, problem if own else None)
-        directory = _open(out, command, {**record, **(extra_options or {})}, overwrite, resume, cfg, problem,
-                          optimizer)
+        directory = _open(out, command, {**record, **(extra_options or {})}, overwrite, resume, cfg, problem)
         out = directory.path
     echo(f"gdflows {command}: {problem.description or problem.name}")
     opt_text = "" if optimizer is None else (f", {optimizer.name} (β₂ = {optimizer.beta2:g}, ε = {optimizer.eps:g}"
@@ -210,14 +209,21 @@ def compare(what: "CompareConfig | Problem" = DEFAULT, out: str | Path | None = 
                    getattr(should_stop, "signum", None))
 
 
-def _open(out, command, options, overwrite, resume, cfg, problem, optimizer):
+def _open(out, command, options, overwrite, resume, cfg, problem):
     """The run directory: created (or reopened to resume) only after every check has passed."""
-    from .processes import make_process
     from .recorder import open_run_directory
 
-    for name in cfg.flows:   # formulas that cannot be built for this loss fail here, before files exist
-        make_process(name, problem, process_settings(cfg), optimizer)
+    build_processes(cfg, problem)   # formulas that cannot be built for this loss fail here, before files exist
     return open_run_directory(out, command=command, options=options, overwrite=overwrite, resume=resume)
+
+
+def build_processes(cfg: CompareConfig, problem) -> None:
+    """Build every process of ``cfg`` on ``problem`` once: a formula that cannot be built for this loss
+    fails here, and SymPy's derivations are cached for the run."""
+    from .processes import make_process
+
+    for name in cfg.flows:
+        make_process(name, problem, process_settings(cfg), cfg.optimizer_settings())
 
 
 def _summary(result, cfg, record, disc) -> dict:

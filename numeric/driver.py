@@ -8,6 +8,7 @@ everything up to the divergence; unreached steps stay NaN.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -66,6 +67,11 @@ class RunResult:
 KEEP_W_LIMIT = 20_000   # keep every process's full trajectory w in the result up to this many parameters
 
 
+def keeps_w(problem: Problem, keep_w: bool | None = None) -> bool:
+    """Whether a run keeps every process's trajectory ``w``: ``keep_w``, or by default n ≤ ``KEEP_W_LIMIT``."""
+    return problem.n <= KEEP_W_LIMIT if keep_w is None else bool(keep_w)
+
+
 def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Settings | None = None,
         chunk: int = 50, loss_bound: float | None = None, progress=None, sink=None, keep_w: bool | None = None,
         stop_if_gd_diverges: bool = False, should_stop=None, optimizer=None) -> RunResult:
@@ -117,21 +123,25 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
     steps = int(steps)
     w0 = jnp.asarray(problem.init, dtype=jnp.result_type(float))
     bound = loss_bound if loss_bound is not None else 1e6 * (abs(float(problem.loss(w0))) + 1.0)
-    keep_w = problem.n <= KEEP_W_LIMIT if keep_w is None else bool(keep_w)
+    keep_w = keeps_w(problem, keep_w)
     result = RunResult(problem, s, steps, optimizer=optimizer)
     order = [disc] + [f for f in flows if f != disc] if disc in flows else flows
-    procs = {name: make_process(name, problem, s, optimizer) for name in order}
-    loggers = {name: _logger(proc, disc, with_ref=(disc in flows and name != disc), keep_w=keep_w or name == disc)
-               for name, proc in procs.items()}
+
+    def built(name, eta):
+        """Process ``name`` and its logger at learning rate ``eta``: a float here, a traced argument
+        inside the compiled chunks (one program for every η)."""
+        p = make_process(name, problem, dataclasses.replace(s, eta=eta), optimizer)
+        return p, _logger(p, disc, with_ref=(disc in flows and name != disc), keep_w=keep_w or name == disc)
+    procs = {name: built(name, s.eta) for name in order}
     if sink is not None:
         shapes = {name: {k: v.shape for k, v in jax.eval_shape(lambda w, p=p, f=f: f(p.init(w), w), w0).items()
                          if k not in ("finite",) and (k != "w" or keep_w)}
-                  for (name, p), f in zip(procs.items(), loggers.values())}
+                  for name, (p, f) in procs.items()}
         sink.start(shapes)
     reference = _trajectory(sink, steps + 1, w0) if disc in flows and len(flows) > 1 else None
     stop = should_stop or (lambda: False)
     try:
-        for name, proc in procs.items():
+        for name, (proc, _) in procs.items():
             restored = sink.restored(name) if hasattr(sink, "restored") else None
             if result.interrupted or (restored is None and stop()):
                 result.interrupted = True
@@ -139,13 +149,9 @@ def run(problem: Problem, eta: float, steps: int, flows=None, *, settings: Setti
             elif stop_if_gd_diverges and result.status.get(disc, "ok") != "ok":
                 _not_run(result, name, f"skipped: {disc} diverged")
             else:
-                def traced(eta, name=name):   # the process with η a traced argument: one program for every η
-                    p = make_process(name, problem, dataclasses.replace(s, eta=eta), optimizer)
-                    return p, _logger(p, disc, with_ref=(disc in flows and name != disc), keep_w=keep_w or name == disc)
-                one = _Runner(proc, loggers[name], steps, chunk, bound, progress, sink, keep_w,
-                              record=reference if name == disc else None,
-                              reference=reference if name != disc else None, should_stop=stop,
-                              traced=traced, eta=s.eta)
+                one = _Runner(proc, functools.partial(built, name), s.eta, steps, chunk, bound, progress, sink,
+                              keep_w, record=reference if name == disc else None,
+                              reference=reference if name != disc else None, should_stop=stop)
                 result.series[name], result.status[name], result.notes[name] = one.run(w0, restored)
                 result.wall_seconds[name] = one.wall_seconds
                 result.compile_seconds[name], result.compiles[name] = one.compile_seconds, one.compiles
@@ -223,10 +229,11 @@ class _Runner:
     """One process: ahead-of-time compiled chunked scans, host checks, writes and checkpoints between
     chunks."""
 
-    def __init__(self, proc, log, steps, chunk, bound, progress, sink, keep_w, record, reference, should_stop,
-                 traced, eta):
-        self.proc, self.log, self.steps, self.chunk, self.bound = proc, log, steps, chunk, bound
-        self.traced, self.eta = traced, eta
+    def __init__(self, proc, traced, eta, steps, chunk, bound, progress, sink, keep_w, record, reference,
+                 should_stop):
+        # traced(eta) -> (process, logger): built inside the compiled programs, where η is an argument
+        self.proc, self.traced, self.eta = proc, traced, eta
+        self.steps, self.chunk, self.bound = steps, chunk, bound
         self.progress, self.sink, self.keep_w = progress, sink, keep_w
         self.record, self.reference, self.should_stop = record, reference, should_stop
         self.compile_seconds, self.compiles, self._compiled = 0.0, 0, {}

@@ -10,6 +10,8 @@ over the last 10% of steps), ``final_sharpness``, ``final_distance_to_gd``, ``fi
 """
 from __future__ import annotations
 
+import dataclasses
+
 # run's options that are not part of the configuration
 _PRESENTATION = ("command", "list", "out", "overwrite", "resume")
 
@@ -21,7 +23,7 @@ def cmd_run(args, given: dict | None = None, stop=None) -> int:
     from derive.errors import DeriveInputError
 
     from .compare import compare
-    from .config import config_from, resumed_config
+    from .config import CompareConfig, config_from, resumed_config
 
     if args.list:
         from .problems import list_problems
@@ -34,9 +36,10 @@ def cmd_run(args, given: dict | None = None, stop=None) -> int:
         cfg, _ = resumed_config(args.resume, "run", given or {})
     else:
         options = {k: v for k, v in vars(args).items() if k not in _PRESENTATION}
-        # run's own defaults are its parser's: only lr, steps and flows (None) come from the problem or optimizer
-        explicit = {k for k, v in options.items() if v is not None} | {"eig_tol"}
-        cfg = config_from(options, explicit)
+        # run's defaults are its parser's and the configuration's: only what it leaves unset (lr, steps,
+        # flows) comes from the problem or the optimizer, never compare's network-tuned optimizer defaults
+        fields = {f.name for f in dataclasses.fields(CompareConfig)}
+        cfg = config_from(options, fields - {k for k, v in options.items() if v is None})
     jax.config.update("jax_enable_x64", cfg.float64)
     out = args.resume or args.out
     compare(cfg, out, write=out is not None, overwrite=args.overwrite, resume=bool(args.resume), progress=False,

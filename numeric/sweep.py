@@ -185,12 +185,10 @@ def sweep(grid: Grid, out, *, shard: tuple[int, int] | None = None, overwrite: b
 
 def _prepare_derivations(cfg) -> None:
     """Build the processes' symbolic formulas once in this thread (SymPy's caches are not thread-safe)."""
-    from .config import build_problem, process_settings
-    from .processes import make_process
+    from .compare import build_processes
+    from .config import build_problem
 
-    problem, settings = build_problem(cfg), process_settings(cfg)
-    for name in cfg.flows:
-        make_process(name, problem, settings, cfg.optimizer_settings())
+    build_processes(cfg, build_problem(cfg))
 
 
 def _run_one(run_id: str, cfg, path: Path, stop, device) -> str:
