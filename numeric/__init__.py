@@ -7,12 +7,27 @@ flows=…, out=…)`` writes what ``gdflows compare`` writes and returns its sum
 
 Importing ``numeric`` does not import SymPy; symbolic problems pull in ``derive`` when built.
 """
-from .adaptive import RMSProp
-from .compare import CompareConfig, compare
-from .driver import RunResult, run, summarize
-from .problem import Problem, from_jax, from_sympy
-from .processes import PROCESS_NAMES, Process, Settings, make_process
+import importlib
+
+from .compare import CompareConfig, compare   # cheap (no JAX); eager, so the function shadows its module
+
+_HOMES = {"RMSProp": "adaptive", "RunResult": "driver",
+          "run": "driver", "summarize": "driver", "Problem": "problem", "from_jax": "problem",
+          "from_sympy": "problem", "PROCESS_NAMES": "processes", "Process": "processes", "Settings": "processes",
+          "make_process": "processes"}
 
 __all__ = ["CompareConfig", "PROCESS_NAMES", "Problem", "Process", "RMSProp", "RunResult", "Settings", "compare",
-           "from_jax", "from_sympy",
-           "make_process", "run", "summarize"]
+           "from_jax", "from_sympy", "make_process", "run", "summarize"]
+
+
+def __getattr__(name):
+    """The public names, imported when first used: ``gdflows`` refuses bad input before JAX loads."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

@@ -158,18 +158,30 @@ def digits(n: int = 1000, classes: int = 10, seed: int = 0) -> Dataset:
     """
     del seed
     n, classes, per_class = _check_sizes(n, classes, 10)
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    target = np.asarray(bunch.target)
+    pixels, target = _bundled_digits()
     available = min(int(np.sum(target == k)) for k in range(classes))
     if per_class > available:
         raise _error(f"n: {n} needs {per_class} images per class but the digits data has only {available} "
                      f"for some of the first {classes} classes; use n <= {available * classes}")
     idx = _first_per_class(target, classes, per_class)
-    return _make(np.asarray(bunch.data, dtype=np.float64)[idx] / 16.0, target[idx], "digits", classes,
+    return _make(pixels[idx] / 16.0, target[idx], "digits", classes,
                  f"scikit-learn digits (8x8): first {per_class} images of each digit 0..{classes - 1} in file "
                  f"order; pixels/16, centred per feature, scaled to mean squared norm 1")
+
+
+def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(pixels (1797, 64) float64, labels) from the file scikit-learn bundles, read directly: importing
+    scikit-learn itself takes about 2 s, more than the rest of a small run's start-up."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")   # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise _error("data: the digits need scikit-learn installed (pip install scikit-learn)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float64)
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------ cifar10

@@ -11,8 +11,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import numpy as np
-
 from .rundir import TRAJECTORY, Checkpoint, RunDirectory, Trajectory, leaves_of
 
 __all__ = ["Finished", "Interrupted", "Recorder", "StopOnSignal", "check_resumable", "open_run_directory"]

@@ -55,11 +55,22 @@ def test_derive_does_not_import_jax_and_numeric_does_not_import_sympy():
             "import numeric; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
-    r = subprocess.run([sys.executable, "-c", "import sys, numeric; assert 'sympy' not in sys.modules"],
-                       capture_output=True, text=True, cwd=ROOT)
+    code = "import sys, numeric; [getattr(numeric, n) for n in numeric.__all__]; assert 'sympy' not in sys.modules"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     for path in (ROOT / "derive").glob("*.py"):
         assert "import numeric" not in path.read_text() and "from numeric" not in path.read_text(), path
+
+
+def test_bad_input_is_refused_before_jax_loads():
+    """``import numeric`` is cheap (its public names load when first used), so ``gdflows`` answers
+    bad input in a fraction of JAX's import time; the names are the real objects."""
+    code = ("import sys; from numeric.cli import main; rc = main(['compare', '--lr', 'inf']); "
+            "print(rc, 'jax' in sys.modules); import numeric, numeric.compare, numeric.driver; "
+            "print(callable(numeric.compare), numeric.run is numeric.driver.run, sorted(dir(numeric)) == sorted(set(dir(numeric))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.split() == ["2", "False", "True", "True", "True"], r.stdout + r.stderr
+    assert "--lr: must be a finite number" in r.stderr
 
 
 def run_notebook(name, cwd, **env):

@@ -234,3 +234,11 @@ def test_import_does_not_pull_sympy_or_sklearn():
     code = "import sys, numeric.data; print('sympy' in sys.modules, 'sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_digits_are_read_without_importing_sklearn():
+    """The bundled file is read directly (importing scikit-learn costs seconds per run); the pixels
+    are scikit-learn's own (``test_digits_subset_and_scaling``)."""
+    code = "import sys, numeric.data as d; d.digits(n=100); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
