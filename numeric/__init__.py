@@ -5,7 +5,8 @@ midpoint on any loss, with curvature tracking, side by side; and for RMSProp (sc
 The main job from Python, on your own model: ``compare(from_jax(loss_fn, params), lr=…, steps=…,
 flows=…, out=…)`` writes what ``gdflows compare`` writes and returns its summary.
 
-Importing ``numeric`` does not import SymPy; symbolic problems pull in ``derive`` when built.
+Importing ``numeric`` does not import SymPy (symbolic problems pull in ``derive`` when built), nor
+JAX until one of its names is used.
 """
 import importlib
 
