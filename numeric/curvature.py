@@ -251,16 +251,30 @@ def _lobpcg(hvp_w, V0, tol, max_iters, n_check, threshold=None):
         X, AX = _mm(X, Cx) + P, _mm(AX, Cx) + AP
         return it + 1, theta, X, AX, P, AP, residuals(theta, X, AX)
 
-    carry = (jnp.int32(0), theta, X, AX, zeros, zeros, residuals(theta, X, AX))
-    it, theta, X, AX, _, _, _ = lax.while_loop(cond, body, carry)
+    def iterate(it, theta, X, AX):
+        """The loop from an orthonormal X with H·X, then an honest check: AX was updated by
+        linearity inside the loop (its rounding error grows by ≲ 10ε·λ₁/λ_i per iteration), so it is
+        recomputed on a re-orthonormalized X, unless the tolerance is loose enough (≥ 1000ε) and
+        the iterations few enough (≤ 3) for that error not to matter."""
+        start = it
+        it, theta, X, AX, _, _, _ = lax.while_loop(cond, body, (it, theta, X, AX, zeros, zeros,
+                                                                residuals(theta, X, AX)))
+        recheck = (it > start) & ((it - start > _TRUST_ITERS) | (tol < _TRUST_EPS * _eps(X.dtype)))
+        def explicit():
+            Q, _ = jnp.linalg.qr(X)
+            return _ritz(Q, hvp_w(Q))
+        theta, X, AX = lax.cond(recheck, explicit, lambda: (theta, X, AX))
+        return it, theta, X, AX, recheck.astype(jnp.int32)
 
-    # AX was updated by linearity inside the loop; its rounding error grows by ≲ 10ε·λ₁/λ_i per
-    # iteration. Recompute it once so that the reported residuals are honest, unless the tolerance
-    # is loose enough (≥ 1000ε) and the iterations few enough (≤ 3) for that error not to matter.
-    recheck = (it > 0) & ((it > _TRUST_ITERS) | (tol < _TRUST_EPS * _eps(X.dtype)))
-    theta, X, AX = lax.cond(recheck, lambda: _ritz(X, hvp_w(X)), lambda: (theta, X, AX))
+    it, theta, X, AX, checks = iterate(jnp.int32(0), theta, X, AX)
+    # the loop stopped on drifted residuals that the check does not confirm: one more pass from the
+    # recomputed H·X (the old search direction dropped), within the same iteration cap
     res = residuals(theta, X, AX)
-    matvecs = (1 + it + recheck.astype(jnp.int32)) * k
+    again = (checks > 0) & (it < max_iters) & ~jnp.all((res <= tol) | ~_required(theta, n_check, threshold))
+    it, theta, X, AX, more = lax.cond(again, lambda: iterate(it, theta, X, AX),
+                                      lambda: (it, theta, X, AX, jnp.int32(0)))
+    res = residuals(theta, X, AX)
+    matvecs = (1 + it + checks + more) * k
     return theta, X, LobpcgInfo(iterations=it, converged=res <= tol, residuals=res, matvecs=matvecs)
 
 
