@@ -100,8 +100,8 @@ OPTIMIZER_DEFAULTS = {"gd": {}, "rmsprop": {"lr": 0.03, "beta2": 0.9, "bias_corr
 
 
 # per model: the default run's settings where they differ from the MLP's (see README, "Architectures")
-# (learning rates from GD's sharpness trajectories, which reach 2/η within the run: the ViT starts above
-# it, falls to 0.86·2/η and sharpens back by step ~95; the ResNet sharpens from 0.67·2/η to it by step
+# (learning rates from GD's sharpness trajectories, which reach 2/η within the run: the ViT, its head
+# initialised at zero, sharpens from 0.30·2/η to it by step ~117; the ResNet sharpens from 0.67·2/η to it by step
 # ~130 (both on 200 digits, to keep their runs short); the sorting Transformer with MSE never sharpens
 # (its sharpness falls as it learns), with cross-entropy it sharpens from 0.5·2/η to it by step ~35;
 # mf and midpoint can be asked for)
