@@ -68,7 +68,7 @@ def measure(name: str, problem, settings, etas, steps: int) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flows", default="gd,gf,cf")
-    parser.add_argument("--batch", type=int, default=4, help="learning rates per batch (spread over 0.2–0.5)")
+    parser.add_argument("--batch", type=int, default=4, help="learning rates per batch (spread over 0.6–1.5 × the model's default)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
@@ -81,7 +81,7 @@ def main(argv=None) -> None:
 
     cfg = for_model(dataclasses.replace(DEFAULT, model=args.model)) if args.model != "mlp" else DEFAULT
     problem = build_problem(cfg)
-    etas = list(np.linspace(0.2, 0.5, args.batch))
+    etas = list(cfg.lr * np.linspace(0.6, 1.5, args.batch))   # the default MLP: 0.2–0.5
     print(f"{problem.description}\n  n_params = {problem.n}, {args.batch} learning rates {etas[0]:g}…{etas[-1]:g}, "
           f"{args.steps} steps from the same start, on {jax.devices()[0]}")
     print(f"{'process':8s} {'one by one s':>13s} {'vmapped s':>10s} {'speedup':>8s} {'compile 1 s':>12s} "
