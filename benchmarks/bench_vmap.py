@@ -53,14 +53,14 @@ def measure(name: str, problem, settings, etas, steps: int) -> dict:
     states = jax.tree_util.tree_map(lambda x: jnp.stack([x] * len(etas)), state)
     _, compile_one = _timed(one, state, etas[0])
     _, compile_batch = _timed(batched, states, etas)
-    seq, sequential = [], 0.0
+    runs, sequential = [], 0.0
     for eta in etas:
         (_, losses), dt = _timed(one, state, eta)
-        seq.append(np.asarray(losses))
+        runs.append(np.asarray(losses))
         sequential += dt
     (_, losses), vmapped = _timed(batched, states, etas)
-    seq, bat = np.stack(seq), np.asarray(losses)
-    rel = float(np.nanmax(np.abs(bat - seq) / np.maximum(np.abs(seq), 1e-30)))
+    each, bat = np.stack(runs), np.asarray(losses)
+    rel = float(np.nanmax(np.abs(bat - each) / np.maximum(np.abs(each), 1e-30)))
     return {"process": name, "sequential_s": sequential, "vmapped_s": vmapped, "speedup": sequential / vmapped,
             "compile_one_s": compile_one, "compile_batched_s": compile_batch, "max_rel_diff": rel}
 
@@ -71,15 +71,16 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=4, help="learning rates per batch (spread over 0.6–1.5 × the model's default)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--model", default="mlp")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    parser.add_argument("--device", choices=("cpu", "gpu"), help="force a JAX platform")
     args = parser.parse_args(argv)
     import jax
     import numpy as np
 
-    jax.config.update("jax_platforms", args.device if args.device == "cpu" else "cuda,cpu")
+    if args.device:   # as bench_compare.py does
+        jax.config.update("jax_platforms", "cpu" if args.device == "cpu" else "cuda")
     from numeric.config import DEFAULT, build_problem, for_model, settings_for
 
-    cfg = for_model(dataclasses.replace(DEFAULT, model=args.model)) if args.model != "mlp" else DEFAULT
+    cfg = for_model(dataclasses.replace(DEFAULT, model=args.model))   # the MLP: DEFAULT itself
     problem = build_problem(cfg)
     etas = list(cfg.lr * np.linspace(0.6, 1.5, args.batch))   # the default MLP: 0.2–0.5
     print(f"{problem.description}\n  n_params = {problem.n}, {args.batch} learning rates {etas[0]:g}…{etas[-1]:g}, "

@@ -260,6 +260,7 @@ def _lobpcg(hvp_w, V0, tol, max_iters, n_check, threshold=None):
         it, theta, X, AX, _, _, _ = lax.while_loop(cond, body, (it, theta, X, AX, zeros, zeros,
                                                                 residuals(theta, X, AX)))
         recheck = (it > start) & ((it - start > _TRUST_ITERS) | (tol < _TRUST_EPS * _eps(X.dtype)))
+
         def explicit():
             Q, _ = jnp.linalg.qr(X)
             return _ritz(Q, hvp_w(Q))
